@@ -1,0 +1,4 @@
+"""`xfusion-bluesky` entry point: argparse, logging setup, dispatch."""
+
+def main(argv=None):
+    return 0

@@ -1,0 +1,27 @@
+"""XFusionError and its few subclasses."""
+
+__all__ = [
+    "CheckpointMismatchError",
+    "InvalidInputError",
+    "RunNotFusableError",
+    "XFusionError",
+]
+
+
+class XFusionError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidInputError(XFusionError, ValueError):
+    """An argument has the right type but a value the code cannot use.
+
+    The message names the argument, the value, what was expected and how to fix it.
+    """
+
+
+class RunNotFusableError(XFusionError):
+    """A raw run cannot be fused: no HR frames, aborted run, missing file, NaN/inf."""
+
+
+class CheckpointMismatchError(XFusionError, ValueError):
+    """A state dict does not fit the model: lists missing/unexpected keys and shapes."""

@@ -1,0 +1,62 @@
+"""Residual block and small shared helpers of EDVR / EDVR-STF (spec §3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+#: Slope of every LeakyReLU in EDVR-STF (spec §3 conventions).
+LRELU_SLOPE = 0.1
+
+
+def conv3(in_channels: int, out_channels: int, *, stride: int = 1) -> nn.Conv2d:
+    """Return a 3×3 convolution with bias and "same" padding (stride 1) or halving."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride, 1)
+
+
+def conv1(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """Return a 1×1 convolution with bias."""
+    return nn.Conv2d(in_channels, out_channels, 1)
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    """LeakyReLU with the network's slope of 0.1."""
+    return F.leaky_relu(x, LRELU_SLOPE)
+
+
+def up2(x: torch.Tensor) -> torch.Tensor:
+    """Upsample ×2, bilinear, ``align_corners=False`` (the pyramid and TSA upsampler)."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class ResidualBlockNoBN(nn.Module):
+    """``x + conv3(ReLU(conv3(x)))``: the residual block of EDVR, without batch norm.
+
+    The inner activation is a plain ReLU (not the LeakyReLU used everywhere else) and
+    the residual scale is 1, as in the authors' implementation (spec §3).
+
+    Parameters
+    ----------
+    num_feat : int
+        Channels in and out.
+    """
+
+    def __init__(self, num_feat: int) -> None:
+        super().__init__()
+        self.conv1 = conv3(num_feat, num_feat)
+        self.conv2 = conv3(num_feat, num_feat)
+        # Small initial residuals keep a deep stack close to identity (spec §3.5).
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight)
+            conv.weight.data.mul_(0.1)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``x`` of shape (b, c, h, w)."""
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def residual_stack(num_blocks: int, num_feat: int) -> nn.Sequential:
+    """Return ``num_blocks`` residual blocks in a row (state-dict keys ``N.conv1`` …)."""
+    return nn.Sequential(*(ResidualBlockNoBN(num_feat) for _ in range(num_blocks)))

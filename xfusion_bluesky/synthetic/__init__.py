@@ -1,0 +1,1 @@
+"""Synthetic x-ray video and the paper's degradation model."""
