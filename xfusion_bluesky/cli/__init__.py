@@ -1,0 +1,1 @@
+"""The `xfusion-bluesky` command line: one module per verb."""

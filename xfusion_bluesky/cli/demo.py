@@ -1,4 +1,4 @@
-"""`xfusion-bluesky demo`: the offline fusion demo (placeholder until the engine lands)."""
+"""`xfusion-bluesky demo`: the demo (placeholder until the engine lands)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``demo`` verb."""
-    parser = subparsers.add_parser("demo", help="run the demo and print where results are")
+    parser = subparsers.add_parser(
+        "demo", help="run the demo and print where results are"
+    )
     parser.set_defaults(func=run)
 
 

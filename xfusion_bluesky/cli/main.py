@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output (-vv: debug)",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="<command>")
     for verb in VERBS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 #: Slope of every LeakyReLU in EDVR-STF (spec §3 conventions).
 LRELU_SLOPE = 0.1
@@ -20,13 +20,19 @@ def conv1(in_channels: int, out_channels: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1)
 
 
+def zero_bias(conv: nn.Conv2d) -> None:
+    """Set a convolution's bias (if it has one) to zero, in place."""
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 def lrelu(x: torch.Tensor) -> torch.Tensor:
     """LeakyReLU with the network's slope of 0.1."""
     return F.leaky_relu(x, LRELU_SLOPE)
 
 
 def up2(x: torch.Tensor) -> torch.Tensor:
-    """Upsample ×2, bilinear, ``align_corners=False`` (the pyramid and TSA upsampler)."""
+    """Upsample ×2, bilinear, ``align_corners=False`` (pyramid and TSA upsampler)."""
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
@@ -50,7 +56,7 @@ class ResidualBlockNoBN(nn.Module):
         for conv in (self.conv1, self.conv2):
             nn.init.kaiming_normal_(conv.weight)
             conv.weight.data.mul_(0.1)
-            nn.init.zeros_(conv.bias)
+            zero_bias(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block to ``x`` of shape (b, c, h, w)."""
@@ -58,5 +64,5 @@ class ResidualBlockNoBN(nn.Module):
 
 
 def residual_stack(num_blocks: int, num_feat: int) -> nn.Sequential:
-    """Return ``num_blocks`` residual blocks in a row (state-dict keys ``N.conv1`` …)."""
+    """Return ``num_blocks`` residual blocks in a row (keys ``N.conv1`` …)."""
     return nn.Sequential(*(ResidualBlockNoBN(num_feat) for _ in range(num_blocks)))

@@ -18,15 +18,25 @@ from typing import Literal
 import torch
 from torch import nn
 
+from xfusion_bluesky.fusion.model.blocks import zero_bias
+
 logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "torchvision"]
 
-_torchvision_op: Callable[..., torch.Tensor] | None
-try:  # torchvision's compiled op; absent or broken beside the CPU torch on our machines
-    from torchvision.ops import deform_conv2d as _torchvision_op
-except Exception:  # noqa: BLE001 - a mismatched build raises RuntimeError, not ImportError
-    _torchvision_op = None
+
+def _import_torchvision_op() -> Callable[..., torch.Tensor] | None:
+    """Return torchvision's compiled op, or None where it is absent or broken."""
+    try:
+        from torchvision.ops import deform_conv2d
+    except (
+        Exception
+    ):  # a build mismatched with torch raises RuntimeError, not ImportError
+        return None
+    return deform_conv2d
+
+
+_torchvision_op = _import_torchvision_op()
 
 _warned_fallback = False
 
@@ -220,7 +230,7 @@ class DCNv2Pack(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         # Zero offsets and a 0.5 mask at start: the conv begins as a plain conv.
         nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
+        zero_bias(self.conv_offset)
 
     def forward(self, x: torch.Tensor, offset_feat: torch.Tensor) -> torch.Tensor:
         """Convolve ``x`` (b, c, h, w) at offsets predicted from ``offset_feat``."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 from xfusion_bluesky.fusion.model.blocks import conv3, lrelu, residual_stack
 from xfusion_bluesky.fusion.model.pcd import PCDAlignment
@@ -60,6 +60,9 @@ class EDVR(nn.Module):
     """
 
     num_frame_hi = 0  # HR frames per window; EDVRSTF overrides
+    #: sha256 of the weights and the file they came from, set by ``load_model``.
+    model_id: str | None = None
+    source: str | None = None
 
     def __init__(
         self,
@@ -107,7 +110,7 @@ class EDVR(nn.Module):
         """Register the HR feature branch; LR-only EDVR has none."""
 
     def forward(self, lr: torch.Tensor) -> FusionOutput:
-        """Fuse LR frames ``lr`` (b, num_frame, 1, h, w) into HR frames at the reference.
+        """Fuse LR frames ``lr`` (b, num_frame, 1, h, w) into HR at the reference.
 
         ``h`` and ``w`` must be multiples of 4 (two stride-2 pyramid levels).
         """
@@ -115,10 +118,8 @@ class EDVR(nn.Module):
         feat = lrelu(self.conv_first(lr.reshape(b * t, c, h, w))).view(b, t, -1, h, w)
         return self._fuse_features(feat, lr[:, self.ref_index])
 
-    def _fuse_features(
-        self, feat: torch.Tensor, lr_ref: torch.Tensor
-    ) -> FusionOutput:
-        """Extraction → PCD → TSA → reconstruction, from first-conv features.
+    def _fuse_features(self, feat: torch.Tensor, lr_ref: torch.Tensor) -> FusionOutput:
+        """Run extraction → PCD → TSA → reconstruction on first-conv features.
 
         Parameters
         ----------
@@ -224,12 +225,22 @@ class EDVRSTF(EDVR):
         b, t, c, h, w = lr.shape
         if hr.shape[-2:] != (SCALE * h, SCALE * w) or hr.shape[1] != 2:
             raise ValueError(
-                f"hr must be (b, 2, 1, {SCALE * h}, {SCALE * w}) for lr {tuple(lr.shape)}"
-                f"; got {tuple(hr.shape)}"
+                f"hr must be (b, 2, 1, {SCALE * h}, {SCALE * w}) for lr "
+                f"{tuple(lr.shape)}; got {tuple(hr.shape)}"
             )
         lr_feat = lrelu(self.conv_first(lr.reshape(b * t, c, h, w)))
         feat = torch.cat([lr_feat.view(b, t, -1, h, w), self._hr_features(hr)], dim=1)
         return self._fuse_features(feat, lr[:, self.ref_index])
+
+
+#: Hyper-parameters of the shipped small models: C=32, 4 deformable groups, 2 + 5
+#: residual blocks — about 1/15 of the paper's parameters, trainable on a CPU.
+SMALL_CONFIG: dict[str, Any] = {
+    "num_feat": 32,
+    "deformable_groups": 4,
+    "num_extract_block": 2,
+    "num_reconstruct_block": 5,
+}
 
 
 def edvr_stf_paper(**overrides: Any) -> EDVRSTF:
@@ -238,22 +249,10 @@ def edvr_stf_paper(**overrides: Any) -> EDVRSTF:
 
 
 def edvr_stf_small(**overrides: Any) -> EDVRSTF:
-    """A small EDVR-STF that trains and runs on a laptop CPU (C=32, 4 groups, 2 + 5)."""
-    config: dict[str, Any] = {
-        "num_feat": 32,
-        "deformable_groups": 4,
-        "num_extract_block": 2,
-        "num_reconstruct_block": 5,
-    }
-    return EDVRSTF(**(config | overrides))
+    """Build a small EDVR-STF that trains and runs on a CPU (``SMALL_CONFIG``)."""
+    return EDVRSTF(**(SMALL_CONFIG | overrides))
 
 
 def edvr_small(**overrides: Any) -> EDVR:
-    """The LR-only baseline with :func:`edvr_stf_small`'s hyper-parameters."""
-    config: dict[str, Any] = {
-        "num_feat": 32,
-        "deformable_groups": 4,
-        "num_extract_block": 2,
-        "num_reconstruct_block": 5,
-    }
-    return EDVR(**(config | overrides))
+    """Build the LR-only baseline with :func:`edvr_stf_small`'s hyper-parameters."""
+    return EDVR(**(SMALL_CONFIG | overrides))

@@ -64,7 +64,9 @@ class PCDAlignment(nn.Module):
                 offset = lrelu(self.offset_conv2[lv](offset))
             else:
                 offset = torch.cat([offset, up_offset], dim=1)
-                offset = lrelu(self.offset_conv3[lv](lrelu(self.offset_conv2[lv](offset))))
+                offset = lrelu(
+                    self.offset_conv3[lv](lrelu(self.offset_conv2[lv](offset)))
+                )
             feat = self.dcn_pack[lv](nbr[i], offset)
             if up_feat is not None:
                 feat = self.feat_conv[lv](torch.cat([feat, up_feat], dim=1))

@@ -1,0 +1,5 @@
+"""Baselines that fuse without EDVR-STF: bicubic upsampling (the Bayesian one to come)."""
+
+from xfusion_bluesky.fusion.baselines.bicubic import BicubicFuser, bicubic_upsample
+
+__all__ = ["BicubicFuser", "bicubic_upsample"]

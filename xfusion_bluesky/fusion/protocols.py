@@ -1,0 +1,90 @@
+"""Fuser protocol met by the model and every baseline.
+
+The engine builds windows, normalises, pads and batches; a fuser only turns one
+batch of windows into fused frames and the two HR attention scores. A new method
+(the Bayesian baseline, say) plugs in by meeting :class:`Fuser` and registering a
+factory in :data:`xfusion_bluesky.fusion.engine.METHODS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import torch
+
+__all__ = ["FusedBatch", "Fuser", "FuserFactory"]
+
+
+class FusedBatch(NamedTuple):
+    """One batch of fused frames and their HR attention scores.
+
+    Attributes
+    ----------
+    fused : Tensor, (b, 1, 4h, 4w) float32
+        Fused frames in normalised space, clipped to [0, 1].
+    backward_attention, forward_attention : Tensor, (b,) float32
+        Raw scores of the HR frame before / after the reference; NaN where the
+        method has none.
+    """
+
+    fused: torch.Tensor
+    backward_attention: torch.Tensor
+    forward_attention: torch.Tensor
+
+
+@runtime_checkable
+class Fuser(Protocol):
+    """What the engine needs from a fusion method.
+
+    Attributes
+    ----------
+    name : str
+        The method name, as passed to ``fuse(method=...)``.
+    model_id : str or None
+        sha256 of the weights; None for methods without weights.
+    size_multiple : int
+        LR height and width must be multiples of this (4 for the networks, 1 for
+        bicubic); the engine pads (reflect) and crops back.
+    config : dict
+        JSON-serialisable settings that reproduce the method (model config, …).
+    """
+
+    name: str
+    model_id: str | None
+    size_multiple: int
+    config: dict[str, Any]
+
+    def fuse_batch(self, lr: torch.Tensor, hr: torch.Tensor) -> FusedBatch:
+        """Fuse a batch of windows.
+
+        The engine calls this under ``torch.inference_mode()`` with batches in time
+        order (reference frames ascending, each once), so a stateful method (a
+        Kalman filter, say) may carry state from one call to the next.
+
+        Parameters
+        ----------
+        lr : Tensor, (b, 3, 1, h, w) float32 in [0, 1]
+            LR frames [t − s, t, t + s], on the engine's device.
+        hr : Tensor, (b, 2, 1, 4h, 4w) float32 in [0, 1]
+            HR frames [before, after].
+
+        Returns
+        -------
+        FusedBatch
+        """
+        ...
+
+
+class FuserFactory(Protocol):
+    """Build a :class:`Fuser` for one ``fuse()`` call."""
+
+    def __call__(
+        self,
+        model: Any,
+        *,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        channels_last: bool,
+    ) -> Fuser:
+        """Return a fuser; ``model`` is what the caller passed to ``fuse()``."""
+        ...
