@@ -98,3 +98,21 @@ def test_lr_only_edvr_forward():
 
 def test_small_preset_is_small():
     assert sum(p.numel() for p in edvr_stf_small().parameters()) < 2_500_000
+
+
+REFERENCE = Path(__file__).parent / "data" / "authors_reference_tiny.pt"
+
+
+@pytest.mark.parametrize("kind", ["stf", "edvr"])
+def test_reproduces_the_authors_implementation_in_float64(kind):
+    """Outputs of the authors' classes (XFusion EDVRSTFTempRank; BasicSR EDVR with a
+    1-channel conv_last) for random weights, recorded once with torchvision 0.29."""
+    case = torch.load(REFERENCE, weights_only=True)[kind]
+    cls = EDVRSTF if kind == "stf" else EDVR
+    model = cls(**TINY).double().eval()
+    model.load_state_dict({k: v.double() for k, v in case["params"].items()})
+    with torch.no_grad():
+        out = model(case["lr"], case["hr"]) if kind == "stf" else model(case["lr"])
+    torch.testing.assert_close(out.fused, case["fused"], atol=1e-10, rtol=0)
+    torch.testing.assert_close(out.attention, case["attention"], atol=1e-10, rtol=0)
+    assert out.fused.abs().max() > 0.1  # a real signal, not a zero-weight artefact
