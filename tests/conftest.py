@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+# Test tensors are tiny: one thread is faster than two fighting over 2 cores.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     from xfusion_bluesky.fusion.model.deform_conv import torchvision_available

@@ -1,4 +1,4 @@
-"""Per reference frame: LR ref ± separation, nearest HR before/after; score normalisation.
+"""Per reference frame: LR ref ± separation, nearest HR before/after; normalisation.
 
 Unlike the authors' inference loop (spec ``edvr_stf.md`` §9), which starts at frame 1
 and reads past the last HR frame, every frame 0 … T − 1 gets a window: where no HR
@@ -20,6 +20,7 @@ from xfusion_bluesky.structures import WindowPlan
 
 __all__ = [
     "MAX_LR_SEPARATION",
+    "MIN_NORMALISER_FRACTION",
     "check_hr_index",
     "check_lr_separation",
     "normalize_attention",
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: Largest LR separation the models were trained for (paper: 1, 2 or 3 frames).
 MAX_LR_SEPARATION = 3
+#: A normaliser below this fraction of the largest |score| counts as zero: dividing
+#: by it would turn noise into ratios of 10⁶ and more.
+MIN_NORMALISER_FRACTION = 1e-6
 
 
 def check_lr_separation(lr_separation: Any, num_frames: int) -> int:
@@ -84,22 +88,17 @@ def check_hr_index(
         Not 1-D, empty, length ≠ K, unsorted, duplicated, or outside 0 … T − 1.
     """
     index = np.asarray(hr_index)
+    if index.size == 0:
+        raise InvalidInputError("hr_index is empty: fusion needs at least one HR frame")
     if index.dtype == np.bool_ or not np.issubdtype(index.dtype, np.integer):
         raise TypeError(
             f"hr_index must hold integers (LR frame indices); got dtype {index.dtype}"
         )
     if index.ndim != 1:
-        raise InvalidInputError(
-            f"hr_index must be 1-D (K,); got shape {index.shape}"
-        )
-    if index.size == 0:
-        raise InvalidInputError(
-            "hr_index is empty: fusion needs at least one HR frame"
-        )
+        raise InvalidInputError(f"hr_index must be 1-D (K,); got shape {index.shape}")
     if num_hr is not None and index.size != num_hr:
         raise InvalidInputError(
-            f"hr_index must have one entry per HR frame ({num_hr}); "
-            f"got {index.size}"
+            f"hr_index must have one entry per HR frame ({num_hr}); got {index.size}"
         )
     steps = np.diff(index)
     if np.any(steps == 0):
@@ -207,7 +206,9 @@ def normalize_attention(
     -------
     normalized_backward_attention, normalized_forward_attention : ndarray, (n,)
         NaN where t precedes the first HR frame, where the group has no score at
-        t = a, or where that score is not finite or ≤ 0 (one warning says how many).
+        t = a, or where that score is not finite, ≤ 0 or tiny (below
+        :data:`MIN_NORMALISER_FRACTION` of the largest |score|); one warning says
+        how many and why.
     """
     backward = np.asarray(backward_attention, dtype=np.float64)
     forward = np.asarray(forward_attention, dtype=np.float64)
@@ -237,12 +238,24 @@ def normalize_attention(
     group = np.searchsorted(index, refs, side="right") - 1  # preceding HR frame
     has_group = group >= 0
     normaliser = np.where(has_group, normaliser_per_hr[np.maximum(group, 0)], np.nan)
-    valid = np.isfinite(normaliser) & (normaliser > 0)
+    valid = np.isfinite(normaliser) & (normaliser > _tiny(backward, forward))
     safe = np.where(valid, normaliser, 1.0)
     normalized_backward = np.where(valid, backward / safe, np.nan)
     normalized_forward = np.where(valid, forward / safe, np.nan)
     _report_undefined(backward, has_group, normaliser, valid)
     return normalized_backward, normalized_forward
+
+
+def _tiny(*scores: NDArray[np.float64]) -> float:
+    """Return the largest normaliser still too small to divide by.
+
+    Raw scores have no fixed scale, so "tiny" is relative: below
+    :data:`MIN_NORMALISER_FRACTION` of the largest finite score magnitude (0 when
+    there is none, which leaves only the ≤ 0 rule).
+    """
+    finite = [np.abs(s[np.isfinite(s)]) for s in scores]
+    largest = max((float(f.max()) for f in finite if f.size), default=0.0)
+    return MIN_NORMALISER_FRACTION * largest
 
 
 def _report_undefined(
@@ -261,7 +274,7 @@ def _report_undefined(
     logger.warning(
         "normalised attention is NaN for %d of %d frames: %d before the first HR "
         "frame, %d whose group has no score at its HR frame, %d whose normaliser is "
-        "not finite or <= 0",
+        "not finite, <= 0 or tiny",
         int(np.count_nonzero(lost)),
         backward.size,
         no_group,

@@ -1,4 +1,4 @@
-"""Baselines that fuse without EDVR-STF: bicubic upsampling (the Bayesian one to come)."""
+"""Baselines that fuse without EDVR-STF: bicubic upsampling (Bayesian to come)."""
 
 from xfusion_bluesky.fusion.baselines.bicubic import BicubicFuser, bicubic_upsample
 

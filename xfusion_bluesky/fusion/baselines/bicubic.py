@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import torch
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.fusion.protocols import FusedBatch
@@ -73,8 +73,7 @@ class BicubicFuser:
         """Build the fuser for the engine; bicubic takes no model."""
         if model is not None:
             raise InvalidInputError(
-                f"method 'bicubic' takes no model; got model={model!r}: "
-                "pass model=None"
+                f"method 'bicubic' takes no model; got model={model!r}: pass model=None"
             )
         if dtype not in (None, torch.float32):
             logger.debug("bicubic ignores dtype=%s and computes in float32", dtype)

@@ -1,0 +1,351 @@
+import numpy as np
+import pytest
+import torch
+
+from xfusion_bluesky.errors import InvalidInputError
+from xfusion_bluesky.fusion import METHODS, FusionResult, fuse, fuse_iter
+from xfusion_bluesky.fusion.engine import default_batch_size
+from xfusion_bluesky.fusion.model import (
+    default_model_path,
+    edvr_small,
+    edvr_stf_small,
+    model_id,
+)
+from xfusion_bluesky.fusion.protocols import FusedBatch, Fuser
+from xfusion_bluesky.fusion.windows import normalize_attention
+from xfusion_bluesky.synthetic.degradation import normalize_percentile
+
+TINY = {
+    "num_feat": 8,
+    "deformable_groups": 1,
+    "num_extract_block": 1,
+    "num_reconstruct_block": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return edvr_stf_small(**TINY).eval()
+
+
+@pytest.fixture
+def data(rng):
+    """Seven LR frames of 8×12 and HR frames at 1 and 5, values in [0, 1]."""
+    lr = rng.random((7, 8, 12), dtype=np.float32)
+    hr = rng.random((2, 32, 48), dtype=np.float32)
+    return lr, hr, np.array([1, 5])
+
+
+def test_fuse_reproduces_a_direct_model_call(model, data, tmp_path):
+    # Authors' checkpoint layout: {'params': state_dict} with their key names.
+    path = tmp_path / "authors.pth"
+    torch.save({"params": model.state_dict()}, path)
+    lr, hr, hr_index = data
+    result = fuse(lr, hr, hr_index, model=path, normalize=False, lr_separation=2)
+    with torch.inference_mode():
+        for t, lr_pick, hr_pick in [(0, [0, 0, 2], [0, 0]), (3, [1, 3, 5], [0, 1])]:
+            out = model(
+                torch.from_numpy(lr[lr_pick])[None, :, None],
+                torch.from_numpy(hr[hr_pick])[None, :, None],
+            )
+            expected = out.fused.clamp(0, 1)[0, 0].numpy()
+            np.testing.assert_allclose(result.frames[t], expected, atol=1e-6)
+            assert result.backward_attention[t] == pytest.approx(out.attention[0, 3])
+            assert result.forward_attention[t] == pytest.approx(out.attention[0, 4])
+    assert result.model_id == model_id(model)
+    assert result.params["fuser"]["source"] == str(path)
+
+
+def test_fuse_normalizes_inputs_and_returns_the_hr_scale(model, data):
+    lr, hr, hr_index = data
+    lr_counts = (lr * 4000 + 100).astype(np.uint16)
+    hr_counts = hr * 2.5e4 - 30.0
+    result = fuse(lr_counts, hr_counts, hr_index, model=model)
+    lr_lo, lr_hi = np.percentile(lr_counts, [0.35, 99.65])
+    hr_lo, hr_hi = np.percentile(hr_counts, [0.35, 99.65])
+    unit = fuse(
+        normalize_percentile(lr_counts, lr_lo, lr_hi),
+        normalize_percentile(hr_counts, hr_lo, hr_hi),
+        hr_index,
+        model=model,
+        normalize=False,
+    )
+    np.testing.assert_allclose(
+        result.frames, hr_lo + unit.frames * (hr_hi - hr_lo), rtol=1e-5, atol=1e-3
+    )
+    assert result.frames.dtype == np.float32
+    assert hr_lo - 1e-3 <= result.frames.min() < result.frames.max() <= hr_hi + 1e-3
+    assert result.params["hr_range"] == pytest.approx([hr_lo, hr_hi])
+
+
+def test_affine_change_of_inputs_changes_outputs_accordingly(model, data):
+    lr, hr, hr_index = data
+    base = fuse(lr * 3.0 + 7.0, hr, hr_index, model=model)
+    scaled = fuse(lr, hr * 5.0 + 100.0, hr_index, model=model)
+    np.testing.assert_allclose(
+        scaled.frames, base.frames * 5.0 + 100.0, rtol=1e-5, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        scaled.backward_attention, base.backward_attention, rtol=1e-4
+    )
+
+
+def test_batch_size_does_not_change_the_result(model, data):
+    one = fuse(*data, model=model, batch_size=1)
+    three = fuse(*data, model=model, batch_size=3)
+    np.testing.assert_allclose(one.frames, three.frames, atol=1e-5)
+    np.testing.assert_allclose(
+        one.forward_attention, three.forward_attention, rtol=1e-4
+    )
+
+
+def test_fuse_iter_yields_every_frame_in_order(model, data):
+    stream = fuse_iter(*data, model=model, batch_size=3)
+    assert stream.params["batch_size"] == 3
+    items = list(stream)
+    assert [t for t, _, _ in items] == list(range(7))
+    assert [s.window.ref_index for _, _, s in items] == list(range(7))
+    result = fuse(*data, model=model, batch_size=2)
+    np.testing.assert_allclose(
+        np.stack([f for _, f, _ in items]), result.frames, atol=1e-5
+    )
+    assert items[3][2].window.hr_before == 0
+    assert items[5][2].window.hr_at_reference
+
+
+def test_result_carries_windows_and_normalized_scores(model, data):
+    result = fuse(*data, model=model)
+    assert isinstance(result, FusionResult)
+    assert result.method == "edvr_stf"
+    assert result.hr_before.tolist() == [0, 0, 0, 0, 0, 1, 1]
+    assert result.hr_before_substituted.tolist() == [True] + [False] * 6
+    assert result.hr_after_substituted.tolist() == [False] * 5 + [True] * 2
+    assert result.lr_clamped.tolist() == [True] + [False] * 5 + [True]
+    assert result.hr_at_reference.tolist() == [0, 1, 0, 0, 0, 1, 0]
+    expected = normalize_attention(
+        result.backward_attention, result.forward_attention, [1, 5]
+    )
+    np.testing.assert_array_equal(result.normalized_backward_attention, expected[0])
+    np.testing.assert_array_equal(result.normalized_forward_attention, expected[1])
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_inputs_are_not_modified(model, data, normalize):
+    lr, hr, hr_index = data
+    copies = lr.copy(), hr.copy(), hr_index.copy()
+    fuse(lr, hr, hr_index, model=model, normalize=normalize)
+    for array, copy in zip((lr, hr, hr_index), copies, strict=True):
+        np.testing.assert_array_equal(array, copy)
+
+
+def test_sizes_not_multiple_of_4_are_padded_and_cropped(model, rng):
+    lr = rng.random((4, 9, 14), dtype=np.float32)
+    hr = rng.random((2, 36, 56), dtype=np.float32)
+    result = fuse(lr, hr, [0, 2], model=model, normalize=False)
+    assert result.frames.shape == (4, 36, 56)
+    assert result.params["padding"] == {"bottom": 3, "right": 2, "mode": "reflect"}
+    # The same as fusing reflect-padded frames and cropping by hand.
+    lr_pad = np.pad(lr, ((0, 0), (0, 3), (0, 2)), mode="reflect")
+    hr_pad = np.pad(hr, ((0, 0), (0, 12), (0, 8)), mode="reflect")
+    padded = fuse(lr_pad, hr_pad, [0, 2], model=model, normalize=False)
+    np.testing.assert_allclose(result.frames, padded.frames[:, :36, :56], atol=1e-6)
+
+
+def test_tiny_frames_are_padded_too(model, rng):
+    result = fuse(rng.random((3, 2, 5)), rng.random((1, 8, 20)), [1], model=model)
+    assert result.frames.shape == (3, 8, 20)
+    assert np.isfinite(result.frames).all()
+
+
+def test_lr_only_edvr_has_no_hr_scores(data):
+    torch.manual_seed(1)
+    result = fuse(*data, "edvr", model=edvr_small(**TINY))
+    assert result.frames.shape == (7, 32, 48)
+    assert np.isnan(result.backward_attention).all()
+    assert np.isnan(result.normalized_forward_attention).all()
+
+
+def test_model_passed_in_is_left_as_it_was(data):
+    torch.manual_seed(2)
+    network = edvr_stf_small(**TINY)  # in training mode
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    fuse(*data, model=network, dtype=torch.float64, channels_last=True)
+    assert network.training
+    for key, value in network.state_dict().items():
+        assert value.dtype == torch.float32
+        assert torch.equal(value, before[key])
+
+
+def test_float64_bfloat16_and_channels_last_agree_with_float32(model, data):
+    reference = fuse(*data, model=model, normalize=False).frames
+    for options, atol in [
+        ({"dtype": torch.float64}, 1e-5),
+        ({"channels_last": True}, 1e-5),
+        ({"dtype": torch.bfloat16}, 0.01),
+    ]:
+        frames = fuse(*data, model=model, normalize=False, **options).frames
+        assert frames.dtype == np.float32
+        np.testing.assert_allclose(frames, reference, atol=atol)
+
+
+def test_progress_bar_goes_to_stderr(data, capsys):
+    fuse(*data, method="bicubic", progress=True)
+    captured = capsys.readouterr()
+    assert "7/7" in captured.err
+    assert captured.out == ""
+
+
+def _arrays(rng):
+    return rng.random((5, 4, 4)), rng.random((2, 16, 16)), np.array([0, 3])
+
+
+def _with_nan(array, value=np.nan):
+    array = array.copy()
+    array[1, 2, 3] = value
+    return array
+
+
+BAD_ARRAYS = [
+    # (change of (lr, hr, hr_index) and keyword arguments, error, message)
+    (lambda lr, hr, i: (lr[0], hr, i), InvalidInputError, "lr must be a .t, h, w."),
+    (lambda lr, hr, i: (lr, hr[None], i), InvalidInputError, "hr must be a .t, h, w."),
+    (lambda lr, hr, i: (lr, hr[:, :15], i), InvalidInputError, "exactly 4×"),
+    (lambda lr, hr, i: (lr, hr[:, :8, :8], i), InvalidInputError, "exactly 4×"),
+    (lambda lr, hr, i: (lr, hr, i[::-1]), InvalidInputError, "hr_index must be sorted"),
+    (lambda lr, hr, i: (lr, hr, [0, 5]), InvalidInputError, r"hr_index must lie in"),
+    (lambda lr, hr, i: (lr, hr, [-1, 3]), InvalidInputError, r"hr_index must lie in"),
+    (lambda lr, hr, i: (lr, hr, [0.0, 3.0]), TypeError, "hr_index must hold integ"),
+    (lambda lr, hr, i: (lr, hr, [0, 2, 3]), InvalidInputError, "one entry per HR"),
+    (lambda lr, hr, i: (lr, hr, [3, 3]), InvalidInputError, "duplicates"),
+    (lambda lr, hr, i: (lr, hr[:0], i[:0]), InvalidInputError, "hr is empty"),
+    (lambda lr, hr, i: (lr[:0], hr, i), InvalidInputError, "lr is empty"),
+    (lambda lr, hr, i: (_with_nan(lr), hr, i), InvalidInputError, "lr contains NaN"),
+    (
+        lambda lr, hr, i: (lr, _with_nan(hr, np.inf), i),
+        InvalidInputError,
+        "hr contains NaN or inf",
+    ),
+    (lambda lr, hr, i: (lr + 0j, hr, i), TypeError, "lr must hold real numbers"),
+    (lambda lr, hr, i: (lr, hr > 0.5, i), TypeError, "hr must hold real numbers"),
+    (lambda lr, hr, i: (lr.astype(str), hr, i), TypeError, "lr must hold real"),
+]
+
+
+@pytest.mark.parametrize(("change", "error", "match"), BAD_ARRAYS)
+def test_bad_arrays_are_rejected_naming_the_argument(rng, change, error, match):
+    with pytest.raises(error, match=match):
+        fuse(*change(*_arrays(rng)), method="bicubic")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"lr_separation": 0}, InvalidInputError, "lr_separation must be 1, 2 or 3"),
+        ({"lr_separation": 4}, InvalidInputError, "lr_separation must be 1, 2 or 3"),
+        ({"lr_separation": 2.0}, TypeError, "lr_separation must be an int"),
+        ({"method": "bayes"}, InvalidInputError, "unknown method 'bayes'"),
+        ({"method": None}, TypeError, "method must be a str"),
+        ({"batch_size": 0}, InvalidInputError, "batch_size"),
+        ({"dtype": "bfloat16"}, TypeError, "dtype"),
+        ({"dtype": torch.int8}, InvalidInputError, "dtype"),
+        ({"model": "weights.pth"}, InvalidInputError, "takes no model"),
+        ({"normalize": False}, InvalidInputError, r"normalize=False, lr must lie"),
+    ],
+)
+def test_bad_options_are_rejected_naming_the_argument(rng, kwargs, error, match):
+    lr, hr, hr_index = _arrays(rng)
+    options = {"method": "bicubic"} | kwargs
+    with pytest.raises(error, match=match):
+        fuse(lr * 2, hr, hr_index, **options)
+
+
+def test_lr_separation_must_be_below_the_number_of_frames(rng):
+    lr, hr, _ = _arrays(rng)
+    with pytest.raises(InvalidInputError, match="smaller than the number of LR"):
+        fuse(lr[:3], hr, [0, 2], method="bicubic", lr_separation=3)
+
+
+def test_fuse_iter_checks_input_before_the_first_frame(rng):
+    lr, hr, _ = _arrays(rng)
+    with pytest.raises(InvalidInputError, match="sorted"):
+        fuse_iter(lr, hr, [3, 0], method="bicubic")  # no next() needed
+
+
+def test_model_must_fit_the_method(rng, tmp_path):
+    lr, hr, hr_index = _arrays(rng)
+    edvr = edvr_small(**TINY)
+    with pytest.raises(TypeError, match="needs a EDVRSTF model; got EDVR"):
+        fuse(lr, hr, hr_index, model=edvr)
+    with pytest.raises(TypeError, match="model must be a checkpoint path"):
+        fuse(lr, hr, hr_index, model=3)
+    path = tmp_path / "edvr.pth"
+    torch.save({"params": edvr.state_dict()}, path)
+    with pytest.raises(InvalidInputError, match=r"holds a EDVR.*method=.edvr."):
+        fuse(lr, hr, hr_index, model=path)
+
+
+def test_missing_default_weights_name_the_file_and_how_to_make_them(rng):
+    if default_model_path("edvr_stf").exists():
+        pytest.skip("default weights are installed")
+    with pytest.raises(
+        FileNotFoundError, match=r"edvr_stf_small\.pth.*xfusion-bluesky train"
+    ):
+        fuse(*_arrays(rng))
+
+
+def test_unavailable_cuda_is_a_clear_error(rng):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    with pytest.raises(InvalidInputError, match="CUDA is not available"):
+        fuse(*_arrays(rng), method="bicubic", device="cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_bfloat16_channels_last_matches_cpu(model, data):
+    reference = fuse(*data, model=model).frames
+    frames = fuse(
+        *data, model=model, device="cuda", dtype=torch.bfloat16, channels_last=True
+    ).frames
+    assert frames.dtype == np.float32
+    np.testing.assert_allclose(frames, reference, atol=0.1 * np.ptp(reference))
+
+
+class _SpyFuser:
+    """A registered method that records the batches it is given."""
+
+    name = "spy"
+    model_id = None
+    size_multiple = 4
+
+    def __init__(self):
+        self.config = {}
+        self.shapes = []
+
+    def fuse_batch(self, lr, hr):
+        self.shapes.append((tuple(lr.shape), tuple(hr.shape)))
+        fused = torch.nn.functional.interpolate(lr[:, 1], scale_factor=4)
+        return FusedBatch(fused, lr[:, 0].mean((1, 2, 3)), lr[:, 2].mean((1, 2, 3)))
+
+
+def test_new_methods_plug_in_and_windows_are_streamed(monkeypatch, data):
+    spy = _SpyFuser()
+    monkeypatch.setitem(METHODS, "spy", lambda model, **_: spy)
+    stream = fuse_iter(*data, method="spy", batch_size=3, normalize=False)
+    assert isinstance(spy, Fuser)
+    t, frame, scores = next(stream)
+    assert (t, frame.shape) == (0, (32, 48))
+    assert spy.shapes == [((3, 3, 1, 8, 12), (3, 2, 1, 32, 48))]  # one batch so far
+    assert scores.backward_attention == pytest.approx(data[0][0].mean())
+    rest = list(stream)
+    assert [item[0] for item in rest] == list(range(1, 7))
+    assert [shape[0][0] for shape in spy.shapes] == [3, 3, 1]
+
+
+def test_default_batch_size_follows_the_frame_size(data):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert default_batch_size(100, 256, cpu) == 1
+    assert default_batch_size(8, 12, cpu) == 4
+    assert default_batch_size(100, 256, cuda) == 5
+    assert default_batch_size(2000, 2000, cuda) == 1
+    assert fuse_iter(*data, method="bicubic").params["batch_size"] == 4

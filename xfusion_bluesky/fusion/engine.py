@@ -1,0 +1,706 @@
+"""Batched inference over windows: device, dtype, progress, scores.
+
+:func:`fuse_iter` checks the input, plans every reference frame's window, and streams
+fused frames in time order; each batch's tensors are gathered from the input arrays
+on the fly (normalised, padded to a multiple of 4, moved to the device), so memory
+grows with ``batch_size`` and not with the number of frames. :func:`fuse` collects
+the stream into a :class:`~xfusion_bluesky.structures.FusionResult`.
+
+The model adapter lives here beside the method registry rather than in its own
+module: it is the engine's view of a network (dtype, memory format, which scores
+are backward/forward), and nothing else uses it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import numbers
+import os
+import sys
+import time
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from xfusion_bluesky import __version__
+from xfusion_bluesky.errors import InvalidInputError
+from xfusion_bluesky.fusion.baselines.bicubic import BicubicFuser
+from xfusion_bluesky.fusion.model.checkpoint import (
+    default_model_path,
+    load_model,
+    model_id,
+)
+from xfusion_bluesky.fusion.model.edvr_stf import EDVR, EDVRSTF, SCALE
+from xfusion_bluesky.fusion.protocols import FusedBatch, Fuser, FuserFactory
+from xfusion_bluesky.fusion.windows import (
+    check_hr_index,
+    normalize_attention,
+    plan_windows,
+)
+from xfusion_bluesky.structures import FrameScores, FusionResult, WindowPlan
+from xfusion_bluesky.synthetic.degradation import (
+    denormalize,
+    normalize_percentile,
+    percentile_range,
+)
+
+__all__ = [
+    "METHODS",
+    "FusionStream",
+    "ModelFuser",
+    "default_batch_size",
+    "fuse",
+    "fuse_iter",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The paper's saturation percentiles (XFusion ``RENORM_THRESH``).
+PERCENTILES = (0.35, 99.65)
+#: LR pixels per batch the default batch size aims at, and its cap, per device type.
+#: Measured on CPU: one 100×256 window of the small model peaks at ~0.7 GB (~28 kB
+#: per LR pixel, most of it the pure-PyTorch deformable convolution's sampling
+#: tensors), and batching brings no speed-up there, so a CPU batch stays under
+#: ~1 GB. The paper-size model needs ~4× per pixel; 128 k pixels (5 windows of
+#: 100×256) stays well inside a GPU's memory while filling its cores.
+_BATCH_PIXELS = {"cpu": 32_768, "cuda": 131_072}
+_MAX_BATCH = {"cpu": 4, "cuda": 16}
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+class ModelFuser:
+    """EDVR-STF or EDVR as a :class:`~xfusion_bluesky.fusion.protocols.Fuser`.
+
+    Parameters
+    ----------
+    model : EDVR or EDVRSTF
+        The network; used as is when already on ``device`` in eval mode and no
+        dtype/memory-format change is asked for, else a copy is prepared, so the
+        caller's module is never changed.
+    name : str
+        Method name (``"edvr_stf"`` or ``"edvr"``).
+    weights_id : str
+        sha256 of the weights as given (before any dtype cast).
+    device : torch.device
+        Where inference runs.
+    dtype : torch.dtype or None
+        None or float32: float32. float64: the model is cast. bfloat16/float16:
+        autocast (weights stay float32).
+    channels_last : bool
+        Convert the weights to channels-last memory format (faster on GPUs).
+    """
+
+    size_multiple = SCALE
+
+    def __init__(
+        self,
+        model: EDVR,
+        *,
+        name: str,
+        weights_id: str,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        channels_last: bool,
+    ) -> None:
+        self.name = name
+        self.model_id: str | None = weights_id
+        self.device = device
+        self.dtype = dtype
+        self.uses_hr = isinstance(model, EDVRSTF)
+        self.config: dict[str, Any] = {
+            "class": type(model).__name__,
+            **model.config,
+            "source": getattr(model, "source", None),
+        }
+        self.model = _prepared(model, device, dtype, channels_last)
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        """Return the autocast context for a half-precision dtype, else a no-op."""
+        if self.dtype in (torch.bfloat16, torch.float16):
+            return torch.autocast(self.device.type, dtype=self.dtype)
+        return nullcontext()
+
+    def fuse_batch(self, lr: torch.Tensor, hr: torch.Tensor) -> FusedBatch:
+        """Run the network on a batch of windows; see :class:`Fuser`."""
+        if self.dtype == torch.float64:
+            lr, hr = lr.double(), hr.double()
+        with self._autocast():
+            out = self.model(lr, hr) if self.uses_hr else self.model(lr)
+        fused = out.fused.float().clamp_(0.0, 1.0)
+        if self.uses_hr:
+            # Attention order [LR t−s, LR t, LR t+s, HR before, HR after] (spec §5).
+            scores = out.attention.float()
+            n_lr = self.model.num_frame
+            return FusedBatch(fused, scores[:, n_lr], scores[:, n_lr + 1])
+        nan = torch.full((lr.shape[0],), float("nan"), device=fused.device)
+        return FusedBatch(fused, nan, nan.clone())
+
+
+def _prepared(
+    model: EDVR, device: torch.device, dtype: torch.dtype | None, channels_last: bool
+) -> EDVR:
+    """Return ``model`` ready for inference, copying it if anything must change."""
+    params = list(model.parameters())
+    on_device = all(_same_device(p.device, device) for p in params)
+    cast = dtype == torch.float64 and any(p.dtype != torch.float64 for p in params)
+    if on_device and not cast and not channels_last and not model.training:
+        return model
+    prepared = copy.deepcopy(model).eval()
+    prepared.to(device=device)
+    if channels_last:
+        prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if dtype == torch.float64:
+        prepared.double()
+    logger.debug("prepared a copy of the model on %s (dtype %s)", device, dtype)
+    return prepared
+
+
+def _same_device(actual: torch.device, wanted: torch.device) -> bool:
+    """Tell whether a tensor on ``actual`` is on ``wanted`` (bare "cuda": current)."""
+    if actual.type != wanted.type:
+        return False
+    if actual.type != "cuda":
+        return True
+    wanted_index: int | None = wanted.index
+    if wanted_index is None:
+        wanted_index = torch.cuda.current_device()
+    return actual.index == wanted_index
+
+
+def _model_factory(method: str, cls: type[EDVR]) -> FuserFactory:
+    """Return the factory of the model-backed method ``method`` (class ``cls``)."""
+
+    def create(
+        model: Any,
+        *,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        channels_last: bool,
+    ) -> Fuser:
+        network, weights_id = _resolve_model(model, method, cls, device)
+        return ModelFuser(
+            network,
+            name=method,
+            weights_id=weights_id,
+            device=device,
+            dtype=dtype,
+            channels_last=channels_last,
+        )
+
+    return create
+
+
+def _resolve_model(
+    model: Any, method: str, cls: type[EDVR], device: torch.device
+) -> tuple[EDVR, str]:
+    """Turn ``fuse(model=...)`` into a network of class ``cls`` and its weights id."""
+    if model is None:
+        path = default_model_path(method)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no model given for method {method!r} and its default weights "
+                f"{path} do not exist: make them with `xfusion-bluesky train`, pass "
+                "model=<path to a .pth checkpoint>, or use method='bicubic'"
+            )
+        model = path
+    if isinstance(model, str | os.PathLike):
+        network = load_model(model, device=device)
+        if not _is_class(network, cls):
+            raise InvalidInputError(
+                f"model file {os.fspath(model)!r} holds a {type(network).__name__}, "
+                f"but method {method!r} needs a {cls.__name__}: pass matching weights "
+                f"or method={_method_of(network)!r}"
+            )
+        return network, getattr(network, "model_id", None) or model_id(network)
+    if not isinstance(model, EDVR):
+        raise TypeError(
+            f"model must be a checkpoint path, an EDVR/EDVRSTF module or None; "
+            f"got {type(model).__name__}"
+        )
+    if not _is_class(model, cls):
+        raise TypeError(
+            f"method {method!r} needs a {cls.__name__} model; got "
+            f"{type(model).__name__}: use method={_method_of(model)!r}"
+        )
+    if model.num_frame != 3:
+        raise InvalidInputError(
+            f"model fuses {model.num_frame} LR frames; windows hold 3 "
+            "(t − s, t, t + s): pass a model built with num_frame=3"
+        )
+    return model, model_id(model)
+
+
+def _is_class(model: EDVR, cls: type[EDVR]) -> bool:
+    """Tell whether ``model`` is exactly an EDVRSTF / exactly an LR-only EDVR."""
+    return isinstance(model, EDVRSTF) == issubclass(cls, EDVRSTF)
+
+
+def _method_of(model: EDVR) -> str:
+    """Return the method name that fits ``model``."""
+    return "edvr_stf" if isinstance(model, EDVRSTF) else "edvr"
+
+
+#: Fusion methods by name. A new method adds a factory here (see ``protocols``).
+METHODS: dict[str, FuserFactory] = {
+    "edvr_stf": _model_factory("edvr_stf", EDVRSTF),
+    "edvr": _model_factory("edvr", EDVR),
+    "bicubic": BicubicFuser.create,
+}
+
+
+def default_batch_size(lr_height: int, lr_width: int, device: torch.device) -> int:
+    """Return the default windows per batch for LR frames of ``lr_height × lr_width``.
+
+    About 32 k LR pixels per batch on a CPU (1 … 4 windows; LR 100×256 → 1) and
+    128 k on CUDA (1 … 16 windows; 100×256 → 5): a CPU gains nothing from
+    batching and a window of the small model costs ~28 kB per LR pixel, so this
+    keeps a CPU batch under ~1 GB; see :data:`_BATCH_PIXELS`.
+    """
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    fits = _BATCH_PIXELS[kind] // max(lr_height * lr_width, 1)
+    return int(min(max(fits, 1), _MAX_BATCH[kind]))
+
+
+def _as_stack(frames: ArrayLike, name: str) -> NDArray[Any]:
+    """Return ``frames`` as an ndarray after checking dtype, ndim, size, finiteness."""
+    array = np.asarray(frames)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must hold real numbers (integer or float); got dtype {array.dtype}"
+        )
+    if array.ndim != 3:
+        raise InvalidInputError(
+            f"{name} must be a (t, h, w) frame stack; got shape {array.shape}"
+        )
+    if array.size == 0:
+        raise InvalidInputError(
+            f"{name} is empty (shape {array.shape}): fusion needs frames"
+        )
+    # min/max find NaN and ±inf without a full-size boolean temporary.
+    if array.dtype.kind == "f" and not (
+        np.isfinite(array.min()) and np.isfinite(array.max())
+    ):
+        raise InvalidInputError(
+            f"{name} contains NaN or inf: replace or drop those frames first"
+        )
+    return array
+
+
+def _check_options(
+    method: Any, device: Any, dtype: Any, batch_size: Any
+) -> tuple[str, torch.device, int | None]:
+    """Check the method name, device, dtype and batch size."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str; got {type(method).__name__}")
+    if method not in METHODS:
+        raise InvalidInputError(
+            f"unknown method {method!r}; choose one of {sorted(METHODS)}"
+        )
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise InvalidInputError(f"device {device!r} is not a torch device") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(
+            f"device {device!r} asked for, but CUDA is not available here: "
+            "use device='cpu'"
+        )
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype or None; got {dtype!r}")
+    if dtype is not None and dtype not in _DTYPES:
+        raise InvalidInputError(f"dtype must be one of {_DTYPES} or None; got {dtype}")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(f"batch_size must be an int or None; got {batch_size!r}")
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be ≥ 1; got {batch_size}")
+        batch_size = int(batch_size)
+    return method, dev, batch_size
+
+
+def _sequence_range(
+    frames: NDArray[Any], name: str, normalize: bool
+) -> tuple[float, float] | None:
+    """Return the percentile range of ``frames``, or check they are in [0, 1]."""
+    if normalize:
+        lo, hi = percentile_range(frames, *PERCENTILES)
+        if hi <= lo:
+            logger.warning(
+                "%s is flat between its %.2f and %.2f percentiles (%g): it "
+                "normalises to all zeros",
+                name,
+                *PERCENTILES,
+                lo,
+            )
+        return lo, hi
+    low, high = float(frames.min()), float(frames.max())
+    if low < 0.0 or high > 1.0:
+        raise InvalidInputError(
+            f"with normalize=False, {name} must lie in [0, 1]; got values in "
+            f"[{low:g}, {high:g}]: pass normalize=True or normalise it first"
+        )
+    return None
+
+
+class FusionStream(Iterator[tuple[int, NDArray[np.float32], FrameScores]]):
+    """Fused frames in time order, as ``(t, frame, scores)``; made by :func:`fuse_iter`.
+
+    Attributes
+    ----------
+    method : str
+    model_id : str or None
+    plan : WindowPlan
+        Every reference frame's window.
+    params : dict
+        Everything needed to reproduce the run (JSON-serialisable).
+    frame_shape : (int, int)
+        (4h, 4w), the fused frame size.
+    """
+
+    def __init__(
+        self,
+        lr: NDArray[Any],
+        hr: NDArray[Any],
+        plan: WindowPlan,
+        fuser: Fuser,
+        *,
+        ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
+        device: torch.device,
+        batch_size: int,
+        progress: bool,
+        params: dict[str, Any],
+    ) -> None:
+        self.method = fuser.name
+        self.model_id = fuser.model_id
+        self.plan = plan
+        self.params = params
+        self.frame_shape = (SCALE * lr.shape[1], SCALE * lr.shape[2])
+        self._lr, self._hr, self._fuser = lr, hr, fuser
+        self._lr_range, self._hr_range = ranges
+        self._device = device
+        self._batch_size = batch_size
+        self._progress = progress
+        self._frames = self._run()
+
+    def __next__(self) -> tuple[int, NDArray[np.float32], FrameScores]:
+        return next(self._frames)
+
+    def close(self) -> None:
+        """Stop early and release the progress bar."""
+        self._frames.close()
+
+    def _batch(self, refs: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather, normalise and pad the LR and HR tensors of frames ``refs``."""
+        b, (h, w) = refs.size, self._lr.shape[1:]
+        lr = self._lr[self.plan.lr_indices[refs].ravel()]  # (b·3, h, w), a copy
+        hr_pick = np.stack([self.plan.hr_before[refs], self.plan.hr_after[refs]], 1)
+        hr = self._hr[hr_pick.ravel()]  # (b·2, 4h, 4w)
+        lr = _to_unit(lr, self._lr_range)
+        hr = _to_unit(hr, self._hr_range)
+        lr_t = torch.from_numpy(lr).to(self._device)[:, None]
+        hr_t = torch.from_numpy(hr).to(self._device)[:, None]
+        pad_h, pad_w, mode = _padding(h, w, self._fuser.size_multiple)
+        if pad_h or pad_w:
+            lr_t = F.pad(lr_t, (0, pad_w, 0, pad_h), mode=mode)
+            hr_t = F.pad(hr_t, (0, SCALE * pad_w, 0, SCALE * pad_h), mode=mode)
+        lr_t = lr_t.view(b, 3, 1, *lr_t.shape[-2:])
+        return lr_t, hr_t.view(b, 2, 1, *hr_t.shape[-2:])
+
+    def _run(self) -> Generator[tuple[int, NDArray[np.float32], FrameScores]]:
+        """Fuse batch after batch and yield frame after frame."""
+        n, (height, width) = self.plan.num_frames, self.frame_shape
+        bar = tqdm(
+            total=n,
+            desc=f"fuse {self.method}",
+            unit="frame",
+            file=sys.stderr,
+            disable=not self._progress,
+        )
+        start = time.perf_counter()
+        try:
+            for first in range(0, n, self._batch_size):
+                refs = np.arange(first, min(first + self._batch_size, n))
+                tick = time.perf_counter()
+                lr, hr = self._batch(refs)
+                with torch.inference_mode():
+                    out = self._fuser.fuse_batch(lr, hr)
+                    fused = out.fused[:, 0, :height, :width].float().cpu().numpy()
+                    backward = out.backward_attention.float().cpu().numpy()
+                    forward = out.forward_attention.float().cpu().numpy()
+                frames = np.ascontiguousarray(fused, dtype=np.float32)
+                if self._hr_range is not None:
+                    frames = denormalize(frames, *self._hr_range)
+                logger.debug(
+                    "frames %d-%d fused in %.3f s",
+                    first,
+                    refs[-1],
+                    time.perf_counter() - tick,
+                )
+                for i, t in enumerate(refs.tolist()):
+                    scores = FrameScores(
+                        float(backward[i]), float(forward[i]), self.plan.window(t)
+                    )
+                    yield t, frames[i], scores
+                    bar.update(1)
+            elapsed = time.perf_counter() - start
+            logger.info(
+                "fused %d frames with %s in %.1f s (%.4f s/frame)",
+                n,
+                self.method,
+                elapsed,
+                elapsed / n,
+            )
+        finally:
+            bar.close()
+
+
+def _padding(height: int, width: int, multiple: int) -> tuple[int, int, str]:
+    """Return the bottom and right padding to a multiple of ``multiple``, and its mode.
+
+    Reflect padding needs the pad to be smaller than the frame; frames of 1-3 pixels
+    fall back to replicating the edge.
+    """
+    pad_h, pad_w = -height % multiple, -width % multiple
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return pad_h, pad_w, mode
+
+
+def _to_unit(
+    frames: NDArray[Any], bounds: tuple[float, float] | None
+) -> NDArray[np.float32]:
+    """Return float32 frames in [0, 1]: percentile-normalised, or cast when in range."""
+    if bounds is None:
+        return frames.astype(np.float32, copy=False)
+    return normalize_percentile(frames, *bounds)
+
+
+def fuse_iter(
+    lr: ArrayLike,
+    hr: ArrayLike,
+    hr_index: ArrayLike,
+    method: str = "edvr_stf",
+    *,
+    model: Any = None,
+    lr_separation: int = 1,
+    normalize: bool = True,
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    progress: bool = False,
+    dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> FusionStream:
+    """Check the input and return a stream of fused frames in time order.
+
+    Takes the same arguments as :func:`fuse`; the input is checked (and the model
+    loaded) here, before the first frame is asked for.
+
+    Returns
+    -------
+    FusionStream
+        Iterates over ``(t, frame, scores)``: ``t`` the reference frame 0 … T − 1 in
+        order, ``frame`` (4h, 4w) float32, ``scores`` a
+        :class:`~xfusion_bluesky.structures.FrameScores`. Its ``params``,
+        ``model_id`` and ``plan`` are set before the first frame.
+    """
+    method, dev, batch_size = _check_options(method, device, dtype, batch_size)
+    lr_arr = _as_stack(lr, "lr")
+    hr_arr = _as_stack(hr, "hr")
+    t, h, w = lr_arr.shape
+    if hr_arr.shape[1:] != (SCALE * h, SCALE * w):
+        raise InvalidInputError(
+            f"hr frames must be exactly {SCALE}× the lr frames, ({SCALE * h}, "
+            f"{SCALE * w}) for lr {lr_arr.shape}; got hr {hr_arr.shape}: register "
+            "and crop them to the same field of view first"
+        )
+    index = check_hr_index(hr_index, t, num_hr=hr_arr.shape[0])
+    plan = plan_windows(t, index, lr_separation=lr_separation)
+    normalize = bool(normalize)
+    ranges = (
+        _sequence_range(lr_arr, "lr", normalize),
+        _sequence_range(hr_arr, "hr", normalize),
+    )
+    fuser = METHODS[method](
+        model, device=dev, dtype=dtype, channels_last=bool(channels_last)
+    )
+    batch = batch_size or default_batch_size(h, w, dev)
+    pad_h, pad_w, pad_mode = _padding(h, w, fuser.size_multiple)
+    params: dict[str, Any] = {
+        "method": method,
+        "lr_separation": plan.lr_separation,
+        "hr_index": index.tolist(),
+        "normalize": normalize,
+        "percentiles": list(PERCENTILES) if normalize else None,
+        "lr_range": list(ranges[0]) if ranges[0] else None,
+        "hr_range": list(ranges[1]) if ranges[1] else None,
+        "lr_shape": list(lr_arr.shape),
+        "hr_shape": list(hr_arr.shape),
+        "padding": {"bottom": pad_h, "right": pad_w, "mode": pad_mode},
+        "output_clip": [0.0, 1.0],
+        "fuser": fuser.config,
+        "device": str(dev),
+        "dtype": str(dtype or torch.float32).removeprefix("torch."),
+        "channels_last": bool(channels_last),
+        "batch_size": batch,
+        "versions": {"xfusion_bluesky": __version__, "torch": torch.__version__},
+    }
+    logger.info(
+        "fusing %d frames %dx%d -> %dx%d with %s on %s, %d HR frames, batch %d",
+        t,
+        h,
+        w,
+        SCALE * h,
+        SCALE * w,
+        method,
+        dev,
+        index.size,
+        batch,
+    )
+    return FusionStream(
+        lr_arr,
+        hr_arr,
+        plan,
+        fuser,
+        ranges=ranges,
+        device=dev,
+        batch_size=batch,
+        progress=progress,
+        params=params,
+    )
+
+
+def fuse(
+    lr: ArrayLike,
+    hr: ArrayLike,
+    hr_index: ArrayLike,
+    method: str = "edvr_stf",
+    *,
+    model: Any = None,
+    lr_separation: int = 1,
+    normalize: bool = True,
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    progress: bool = False,
+    dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> FusionResult:
+    """Fuse an LR sequence with the sparse HR frames into HR frames at every instant.
+
+    Parameters
+    ----------
+    lr : array_like, (T, h, w) real
+        LR (UHS) frames in time order; any real dtype, any intensity scale when
+        ``normalize`` is True. Never modified.
+    hr : array_like, (K, 4h, 4w) real
+        HR (HS) frames, registered to the LR field of view. Never modified.
+    hr_index : array_like, (K,) int
+        Sorted, distinct LR frame index (0 … T − 1) at which each HR frame was taken.
+    method : {"edvr_stf", "edvr", "bicubic"}
+        Fusion method (:data:`METHODS`).
+    model : str, path, EDVR/EDVRSTF module or None
+        Weights for the network methods: a checkpoint path (or shipped model name),
+        a built module (not modified), or None for the shipped default. Must be
+        None for ``"bicubic"``.
+    lr_separation : int
+        s, LR frames ``t − s, t, t + s`` form a window (1 … 3, < T).
+    normalize : bool
+        True: clip LR and HR each at their 0.35 / 99.65 percentiles over the whole
+        sequence and min-max to [0, 1] (the paper's pre-processing); the output is
+        mapped back to the HR input's intensity scale. False: ``lr`` and ``hr``
+        must already lie in [0, 1] and the output stays there.
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
+    batch_size : int, optional
+        Windows per forward pass; default :func:`default_batch_size`. Memory grows
+        with it, not with T; the result does not depend on it.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    dtype : torch.dtype, optional
+        ``torch.bfloat16`` / ``torch.float16``: autocast; ``torch.float64``: a
+        float64 copy of the model. Results are float32 either way.
+    channels_last : bool
+        Run the network in channels-last memory format (helps on GPUs).
+
+    Returns
+    -------
+    FusionResult
+        ``frames`` (T, 4h, 4w) float32, raw and normalised attention scores, the
+        HR frames used and their flags, ``method``, ``model_id``, ``params``.
+
+    Raises
+    ------
+    TypeError
+        Non-real arrays, non-integer ``hr_index``/``lr_separation``, a model of
+        the wrong class.
+    InvalidInputError
+        (a ValueError) wrong shapes, HR not 4× LR, bad ``hr_index``, NaN/inf,
+        ``lr_separation`` outside 1 … 3 or ≥ T, unknown method, values outside
+        [0, 1] with ``normalize=False``.
+    FileNotFoundError
+        ``model`` is None and the shipped weights do not exist.
+
+    Notes
+    -----
+    Frame t is fused from LR ``[t − s, t, t + s]`` (clamped at the ends) and the
+    latest HR frame at or before t and the earliest after it; before the first
+    (after the last) HR frame the nearest HR frame on the other side stands in
+    (``hr_before_substituted`` / ``hr_after_substituted``). LR sizes that are not
+    multiples of 4 are padded (reflect, bottom/right) and cropped back. The fused
+    frame is clipped to [0, 1] in normalised space, as the paper's output path does.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> result = fuse(rng.random((5, 8, 8)), rng.random((2, 32, 32)), [0, 4],
+    ...               method="bicubic")
+    >>> result.frames.shape, result.hr_after.tolist()
+    ((5, 32, 32), [1, 1, 1, 1, 1])
+    """
+    stream = fuse_iter(
+        lr,
+        hr,
+        hr_index,
+        method,
+        model=model,
+        lr_separation=lr_separation,
+        normalize=normalize,
+        device=device,
+        batch_size=batch_size,
+        progress=progress,
+        dtype=dtype,
+        channels_last=channels_last,
+    )
+    plan = stream.plan
+    n = plan.num_frames
+    frames = np.empty((n, *stream.frame_shape), dtype=np.float32)
+    backward = np.full(n, np.nan)
+    forward = np.full(n, np.nan)
+    for t, frame, scores in stream:
+        frames[t] = frame
+        backward[t] = scores.backward_attention
+        forward[t] = scores.forward_attention
+    normalized_backward, normalized_forward = normalize_attention(
+        backward, forward, plan.hr_index
+    )
+    return FusionResult(
+        frames=frames,
+        backward_attention=backward,
+        forward_attention=forward,
+        normalized_backward_attention=normalized_backward,
+        normalized_forward_attention=normalized_forward,
+        hr_before=plan.hr_before.copy(),
+        hr_after=plan.hr_after.copy(),
+        hr_at_reference=plan.hr_at_reference.copy(),
+        hr_before_substituted=plan.hr_before_substituted.copy(),
+        hr_after_substituted=plan.hr_after_substituted.copy(),
+        lr_clamped=plan.lr_clamped.copy(),
+        method=stream.method,
+        model_id=stream.model_id,
+        params=stream.params,
+    )
