@@ -1,0 +1,1 @@
+"""Evaluation: sweeps over noise, HR down-sampling and separation; figures (PNG)."""

@@ -1,0 +1,1 @@
+"""Training EDVR-STF and the LR-only EDVR on synthetic x-ray video, resumable."""
