@@ -98,3 +98,22 @@ def test_trains_the_lr_only_baseline_and_rejects_a_changed_config(tmp_path):
     changed = TrainConfig(**{**config.__dict__, "batch_size": 3})
     with pytest.raises(ValueError, match="different config"):
         train(changed, tmp_path, progress=False)
+
+
+@pytest.mark.slow
+def test_export_writes_weights_and_a_model_card(tmp_path):
+    import json
+
+    from xfusion_bluesky.training.card import export_model
+
+    train(_config(), tmp_path / "run", progress=False)
+    card_path = export_model(
+        tmp_path / "run", tmp_path / "models" / "tiny.pth", quality={"psnr_db": 1.0}
+    )
+    card = json.loads(card_path.read_text())
+    model = load_model(tmp_path / "models" / "tiny.pth")
+    assert card["sha256"] == model.model_id
+    assert card["parameters"] == sum(p.numel() for p in model.parameters())
+    assert card["training"]["iterations"] == 4
+    assert card["training"]["data"]["scene_version"]
+    assert card["validation"] == {"psnr_db": 1.0}

@@ -8,6 +8,7 @@ batches an uninterrupted one would have (spec §7.5 for the sampling rules).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,7 +156,9 @@ def make_window(index: int, sampling: WindowSampling) -> TrainingWindow:
     rng = np.random.default_rng([sampling.seed, index])
     family = sampling.families[int(rng.integers(len(sampling.families)))]
     times = draw_times(rng, sampling)
-    params = draw_scene_params(family, rng) if sampling.vary_scene else {}
+    params: dict[str, Any] = (
+        draw_scene_params(family, rng) if sampling.vary_scene else {}
+    )
     size = sampling.lr_patch + 2 * sampling.render_margin
     hr_video = generate_scene(
         family,
