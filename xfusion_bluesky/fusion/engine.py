@@ -1,26 +1,23 @@
 """Batched inference over windows: device, dtype, progress, scores.
 
-:func:`fuse_iter` checks the input, plans every reference frame's window, and streams
-fused frames in time order; each batch's tensors are gathered from the input arrays
-on the fly (normalised, padded to a multiple of 4, moved to the device), so memory
-grows with ``batch_size`` and not with the number of frames. :func:`fuse` collects
-the stream into a :class:`~xfusion_bluesky.structures.FusionResult`.
+:func:`fuse_iter` checks the input (:mod:`~xfusion_bluesky.fusion.inputs`), plans
+every reference frame's window, builds the method's fuser
+(:mod:`~xfusion_bluesky.fusion.fusers`) and streams fused frames in time order;
+each batch's tensors are gathered from the input arrays on the fly (normalised,
+padded to a multiple of 4, moved to the device), so memory grows with
+``batch_size`` and not with the number of frames. :func:`fuse` collects the stream
+into a :class:`~xfusion_bluesky.structures.FusionResult`.
 
-The model adapter lives here beside the method registry rather than in its own
-module: it is the engine's view of a network (dtype, memory format, which scores
-are backward/forward), and nothing else uses it.
+:data:`METHODS` and :class:`ModelFuser` live in :mod:`~xfusion_bluesky.fusion.fusers`
+and are re-exported here, where callers have always imported them from.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import numbers
-import os
 import sys
 import time
 from collections.abc import Generator, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -30,26 +27,22 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from xfusion_bluesky import __version__
-from xfusion_bluesky.errors import InvalidInputError
-from xfusion_bluesky.fusion.baselines.bicubic import BicubicFuser
-from xfusion_bluesky.fusion.model.checkpoint import (
-    default_model_path,
-    load_model,
-    model_id,
+from xfusion_bluesky.fusion.fusers import METHODS, ModelFuser
+from xfusion_bluesky.fusion.inputs import (
+    PERCENTILES,
+    check_frame_pair,
+    check_options,
+    sequence_range,
 )
-from xfusion_bluesky.fusion.model.edvr_stf import EDVR, EDVRSTF, SCALE
-from xfusion_bluesky.fusion.protocols import FusedBatch, Fuser, FuserFactory
+from xfusion_bluesky.fusion.model.edvr_stf import SCALE
+from xfusion_bluesky.fusion.protocols import Fuser
 from xfusion_bluesky.fusion.windows import (
     check_hr_index,
     normalize_attention,
     plan_windows,
 )
 from xfusion_bluesky.structures import FrameScores, FusionResult, WindowPlan
-from xfusion_bluesky.synthetic.degradation import (
-    denormalize,
-    normalize_percentile,
-    percentile_range,
-)
+from xfusion_bluesky.synthetic.degradation import denormalize, normalize_percentile
 
 __all__ = [
     "METHODS",
@@ -62,8 +55,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The paper's saturation percentiles (XFusion ``RENORM_THRESH``).
-PERCENTILES = (0.35, 99.65)
 #: LR pixels per batch the default batch size aims at, and its cap, per device type.
 #: Measured on CPU: one 100×256 window of the small model peaks at ~0.7 GB (~28 kB
 #: per LR pixel, most of it the pure-PyTorch deformable convolution's sampling
@@ -72,187 +63,6 @@ PERCENTILES = (0.35, 99.65)
 #: 100×256) stays well inside a GPU's memory while filling its cores.
 _BATCH_PIXELS = {"cpu": 32_768, "cuda": 131_072}
 _MAX_BATCH = {"cpu": 4, "cuda": 16}
-_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-
-
-class ModelFuser:
-    """EDVR-STF or EDVR as a :class:`~xfusion_bluesky.fusion.protocols.Fuser`.
-
-    Parameters
-    ----------
-    model : EDVR or EDVRSTF
-        The network; used as is when already on ``device`` in eval mode and no
-        dtype/memory-format change is asked for, else a copy is prepared, so the
-        caller's module is never changed.
-    name : str
-        Method name (``"edvr_stf"`` or ``"edvr"``).
-    weights_id : str
-        sha256 of the weights as given (before any dtype cast).
-    device : torch.device
-        Where inference runs.
-    dtype : torch.dtype or None
-        None or float32: float32. float64: the model is cast. bfloat16/float16:
-        autocast (weights stay float32).
-    channels_last : bool
-        Convert the weights to channels-last memory format (faster on GPUs).
-    """
-
-    size_multiple = SCALE
-
-    def __init__(
-        self,
-        model: EDVR,
-        *,
-        name: str,
-        weights_id: str,
-        device: torch.device,
-        dtype: torch.dtype | None,
-        channels_last: bool,
-    ) -> None:
-        self.name = name
-        self.model_id: str | None = weights_id
-        self.device = device
-        self.dtype = dtype
-        self.uses_hr = isinstance(model, EDVRSTF)
-        self.config: dict[str, Any] = {
-            "class": type(model).__name__,
-            **model.config,
-            "source": getattr(model, "source", None),
-        }
-        self.model = _prepared(model, device, dtype, channels_last)
-
-    def _autocast(self) -> AbstractContextManager[Any]:
-        """Return the autocast context for a half-precision dtype, else a no-op."""
-        if self.dtype in (torch.bfloat16, torch.float16):
-            return torch.autocast(self.device.type, dtype=self.dtype)
-        return nullcontext()
-
-    def fuse_batch(self, lr: torch.Tensor, hr: torch.Tensor) -> FusedBatch:
-        """Run the network on a batch of windows; see :class:`Fuser`."""
-        if self.dtype == torch.float64:
-            lr, hr = lr.double(), hr.double()
-        with self._autocast():
-            out = self.model(lr, hr) if self.uses_hr else self.model(lr)
-        fused = out.fused.float().clamp_(0.0, 1.0)
-        if self.uses_hr:
-            # Attention order [LR t−s, LR t, LR t+s, HR before, HR after] (spec §5).
-            scores = out.attention.float()
-            n_lr = self.model.num_frame
-            return FusedBatch(fused, scores[:, n_lr], scores[:, n_lr + 1])
-        nan = torch.full((lr.shape[0],), float("nan"), device=fused.device)
-        return FusedBatch(fused, nan, nan.clone())
-
-
-def _prepared(
-    model: EDVR, device: torch.device, dtype: torch.dtype | None, channels_last: bool
-) -> EDVR:
-    """Return ``model`` ready for inference, copying it if anything must change."""
-    params = list(model.parameters())
-    on_device = all(_same_device(p.device, device) for p in params)
-    cast = dtype == torch.float64 and any(p.dtype != torch.float64 for p in params)
-    if on_device and not cast and not channels_last and not model.training:
-        return model
-    prepared = copy.deepcopy(model).eval()
-    prepared.to(device=device)
-    if channels_last:
-        prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    if dtype == torch.float64:
-        prepared.double()
-    logger.debug("prepared a copy of the model on %s (dtype %s)", device, dtype)
-    return prepared
-
-
-def _same_device(actual: torch.device, wanted: torch.device) -> bool:
-    """Tell whether a tensor on ``actual`` is on ``wanted`` (bare "cuda": current)."""
-    if actual.type != wanted.type:
-        return False
-    if actual.type != "cuda":
-        return True
-    wanted_index: int | None = wanted.index
-    if wanted_index is None:
-        wanted_index = torch.cuda.current_device()
-    return actual.index == wanted_index
-
-
-def _model_factory(method: str, cls: type[EDVR]) -> FuserFactory:
-    """Return the factory of the model-backed method ``method`` (class ``cls``)."""
-
-    def create(
-        model: Any,
-        *,
-        device: torch.device,
-        dtype: torch.dtype | None,
-        channels_last: bool,
-    ) -> Fuser:
-        network, weights_id = _resolve_model(model, method, cls, device)
-        return ModelFuser(
-            network,
-            name=method,
-            weights_id=weights_id,
-            device=device,
-            dtype=dtype,
-            channels_last=channels_last,
-        )
-
-    return create
-
-
-def _resolve_model(
-    model: Any, method: str, cls: type[EDVR], device: torch.device
-) -> tuple[EDVR, str]:
-    """Turn ``fuse(model=...)`` into a network of class ``cls`` and its weights id."""
-    if model is None:
-        path = default_model_path(method)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no model given for method {method!r} and its default weights "
-                f"{path} do not exist: make them with `xfusion-bluesky train`, pass "
-                "model=<path to a .pth checkpoint>, or use method='bicubic'"
-            )
-        model = path
-    if isinstance(model, str | os.PathLike):
-        network = load_model(model, device=device)
-        if not _is_class(network, cls):
-            raise InvalidInputError(
-                f"model file {os.fspath(model)!r} holds a {type(network).__name__}, "
-                f"but method {method!r} needs a {cls.__name__}: pass matching weights "
-                f"or method={_method_of(network)!r}"
-            )
-        return network, getattr(network, "model_id", None) or model_id(network)
-    if not isinstance(model, EDVR):
-        raise TypeError(
-            f"model must be a checkpoint path, an EDVR/EDVRSTF module or None; "
-            f"got {type(model).__name__}"
-        )
-    if not _is_class(model, cls):
-        raise TypeError(
-            f"method {method!r} needs a {cls.__name__} model; got "
-            f"{type(model).__name__}: use method={_method_of(model)!r}"
-        )
-    if model.num_frame != 3:
-        raise InvalidInputError(
-            f"model fuses {model.num_frame} LR frames; windows hold 3 "
-            "(t − s, t, t + s): pass a model built with num_frame=3"
-        )
-    return model, model_id(model)
-
-
-def _is_class(model: EDVR, cls: type[EDVR]) -> bool:
-    """Tell whether ``model`` is exactly an EDVRSTF / exactly an LR-only EDVR."""
-    return isinstance(model, EDVRSTF) == issubclass(cls, EDVRSTF)
-
-
-def _method_of(model: EDVR) -> str:
-    """Return the method name that fits ``model``."""
-    return "edvr_stf" if isinstance(model, EDVRSTF) else "edvr"
-
-
-#: Fusion methods by name. A new method adds a factory here (see ``protocols``).
-METHODS: dict[str, FuserFactory] = {
-    "edvr_stf": _model_factory("edvr_stf", EDVRSTF),
-    "edvr": _model_factory("edvr", EDVR),
-    "bicubic": BicubicFuser.create,
-}
 
 
 def default_batch_size(lr_height: int, lr_width: int, device: torch.device) -> int:
@@ -266,87 +76,6 @@ def default_batch_size(lr_height: int, lr_width: int, device: torch.device) -> i
     kind = "cuda" if device.type == "cuda" else "cpu"
     fits = _BATCH_PIXELS[kind] // max(lr_height * lr_width, 1)
     return int(min(max(fits, 1), _MAX_BATCH[kind]))
-
-
-def _as_stack(frames: ArrayLike, name: str) -> NDArray[Any]:
-    """Return ``frames`` as an ndarray after checking dtype, ndim, size, finiteness."""
-    array = np.asarray(frames)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must hold real numbers (integer or float); got dtype {array.dtype}"
-        )
-    if array.ndim != 3:
-        raise InvalidInputError(
-            f"{name} must be a (t, h, w) frame stack; got shape {array.shape}"
-        )
-    if array.size == 0:
-        raise InvalidInputError(
-            f"{name} is empty (shape {array.shape}): fusion needs frames"
-        )
-    # min/max find NaN and ±inf without a full-size boolean temporary.
-    if array.dtype.kind == "f" and not (
-        np.isfinite(array.min()) and np.isfinite(array.max())
-    ):
-        raise InvalidInputError(
-            f"{name} contains NaN or inf: replace or drop those frames first"
-        )
-    return array
-
-
-def _check_options(
-    method: Any, device: Any, dtype: Any, batch_size: Any
-) -> tuple[str, torch.device, int | None]:
-    """Check the method name, device, dtype and batch size."""
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a str; got {type(method).__name__}")
-    if method not in METHODS:
-        raise InvalidInputError(
-            f"unknown method {method!r}; choose one of {sorted(METHODS)}"
-        )
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise InvalidInputError(f"device {device!r} is not a torch device") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(
-            f"device {device!r} asked for, but CUDA is not available here: "
-            "use device='cpu'"
-        )
-    if dtype is not None and not isinstance(dtype, torch.dtype):
-        raise TypeError(f"dtype must be a torch.dtype or None; got {dtype!r}")
-    if dtype is not None and dtype not in _DTYPES:
-        raise InvalidInputError(f"dtype must be one of {_DTYPES} or None; got {dtype}")
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise TypeError(f"batch_size must be an int or None; got {batch_size!r}")
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be ≥ 1; got {batch_size}")
-        batch_size = int(batch_size)
-    return method, dev, batch_size
-
-
-def _sequence_range(
-    frames: NDArray[Any], name: str, normalize: bool
-) -> tuple[float, float] | None:
-    """Return the percentile range of ``frames``, or check they are in [0, 1]."""
-    if normalize:
-        lo, hi = percentile_range(frames, *PERCENTILES)
-        if hi <= lo:
-            logger.warning(
-                "%s is flat between its %.2f and %.2f percentiles (%g): it "
-                "normalises to all zeros",
-                name,
-                *PERCENTILES,
-                lo,
-            )
-        return lo, hi
-    low, high = float(frames.min()), float(frames.max())
-    if low < 0.0 or high > 1.0:
-        raise InvalidInputError(
-            f"with normalize=False, {name} must lie in [0, 1]; got values in "
-            f"[{low:g}, {high:g}]: pass normalize=True or normalise it first"
-        )
-    return None
 
 
 class FusionStream(Iterator[tuple[int, NDArray[np.float32], FrameScores]]):
@@ -509,22 +238,15 @@ def fuse_iter(
         :class:`~xfusion_bluesky.structures.FrameScores`. Its ``params``,
         ``model_id`` and ``plan`` are set before the first frame.
     """
-    method, dev, batch_size = _check_options(method, device, dtype, batch_size)
-    lr_arr = _as_stack(lr, "lr")
-    hr_arr = _as_stack(hr, "hr")
+    method, dev, batch_size = check_options(method, device, dtype, batch_size)
+    lr_arr, hr_arr = check_frame_pair(lr, hr)
     t, h, w = lr_arr.shape
-    if hr_arr.shape[1:] != (SCALE * h, SCALE * w):
-        raise InvalidInputError(
-            f"hr frames must be exactly {SCALE}× the lr frames, ({SCALE * h}, "
-            f"{SCALE * w}) for lr {lr_arr.shape}; got hr {hr_arr.shape}: register "
-            "and crop them to the same field of view first"
-        )
     index = check_hr_index(hr_index, t, num_hr=hr_arr.shape[0])
     plan = plan_windows(t, index, lr_separation=lr_separation)
     normalize = bool(normalize)
     ranges = (
-        _sequence_range(lr_arr, "lr", normalize),
-        _sequence_range(hr_arr, "hr", normalize),
+        sequence_range(lr_arr, "lr", normalize),
+        sequence_range(hr_arr, "hr", normalize),
     )
     fuser = METHODS[method](
         model, device=dev, dtype=dtype, channels_last=bool(channels_last)
