@@ -117,3 +117,17 @@ def test_export_writes_weights_and_a_model_card(tmp_path):
     assert card["training"]["iterations"] == 4
     assert card["training"]["data"]["scene_version"]
     assert card["validation"] == {"psnr_db": 1.0}
+
+
+def test_init_from_starts_from_given_weights(tmp_path):
+    from xfusion_bluesky.fusion.model import EDVRSTF, model_id, save_model
+    from xfusion_bluesky.training.trainer import build_model
+
+    start = EDVRSTF(**TINY_MODEL)
+    torch.nn.init.constant_(start.conv_last.bias, 0.25)
+    save_model(start, tmp_path / "start.pth")
+    config = TrainConfig(model=TINY_MODEL, init_from=str(tmp_path / "start.pth"))
+    assert model_id(build_model(config)) == model_id(start)
+    wrong = TrainConfig(method="edvr", model=TINY_MODEL, init_from=config.init_from)
+    with pytest.raises(ValueError, match="init_from"):
+        build_model(wrong)

@@ -53,6 +53,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default: torch's choice)",
     )
     parser.add_argument("--seed", type=int, default=10)
+    parser.add_argument(
+        "--init",
+        default=None,
+        metavar="PTH",
+        help="start from these weights (e.g. a finished run's final.pth) instead of "
+        "random ones; use --iterations 0,N to fine-tune only",
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,17 +79,19 @@ def run(args: argparse.Namespace) -> int:
         if args.preset == "small"
         else {k: v for k, v in EDVRSTF().config.items() if k not in ("num_frame_hi",)}
     )
+    stages = (
+        Stage("pretrain", ("natural",), pre),
+        Stage("finetune", XRAY_FAMILIES, fine),
+    )
     config = TrainConfig(
         method=args.method,
         model=model,
-        stages=(
-            Stage("pretrain", ("natural",), pre),
-            Stage("finetune", XRAY_FAMILIES, fine),
-        ),
+        stages=tuple(stage for stage in stages if stage.iterations > 0),
         batch_size=args.batch_size,
         lr_patch=args.lr_patch,
         num_workers=args.workers,
         seed=args.seed,
+        init_from=args.init,
     )
     path = train(config, args.out, device=args.device)
     print(f"weights: {path}")

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from xfusion_bluesky.fusion.model import EDVR, EDVRSTF, save_model
+from xfusion_bluesky.fusion.model import EDVR, EDVRSTF, load_model, save_model
 from xfusion_bluesky.fusion.model.edvr_stf import SMALL_CONFIG
 from xfusion_bluesky.metrics import mean_finite, psnr
 from xfusion_bluesky.synthetic.scene import XRAY_FAMILIES
@@ -81,6 +81,10 @@ class TrainConfig:
         Windows per step, and LR crop size (HR crops are 4× larger).
     seed : int
         Seed of the training streams (stage k uses ``seed + k``).
+    init_from : str, optional
+        Weights to start from instead of a random initialisation (a ``.pth`` that
+        :func:`~xfusion_bluesky.fusion.model.load_model` reads), e.g. to fine-tune
+        longer with a fresh cosine cycle — the paper's stage 2 starts this way.
     """
 
     method: str = "edvr_stf"
@@ -97,6 +101,7 @@ class TrainConfig:
     validation_windows: int = 16
     num_workers: int = 1
     seed: int = 10
+    init_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain JSON-able data."""
@@ -115,7 +120,17 @@ def build_model(config: TrainConfig) -> EDVR:
         raise ValueError(f"method must be 'edvr_stf' or 'edvr'; got {config.method!r}")
     with torch.random.fork_rng():  # same initial weights whatever ran before
         torch.manual_seed(config.seed)
-        return classes[config.method](**config.model)
+        model = classes[config.method](**config.model)
+    if config.init_from:
+        start = load_model(config.init_from)
+        if type(start) is not type(model) or start.config != model.config:
+            raise ValueError(
+                f"init_from={config.init_from} holds {type(start).__name__}"
+                f"({start.config}); the config asks for {type(model).__name__}"
+                f"({model.config})"
+            )
+        model.load_state_dict(start.state_dict())
+    return model
 
 
 def _forward(model: EDVR, batch: TrainingWindow) -> torch.Tensor:
