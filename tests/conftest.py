@@ -1,8 +1,33 @@
 """Shared fixtures; marks `gpu` and `torchvision` tests to skip where unavailable."""
 
-import numpy as np
-import pytest
-import torch
+import os
+import socket
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# Channel Access on loopback, on a private port. This must run before anything
+# imports ophyd: pyepics' libca reads these once, when its context is created
+# (setting them in a fixture fails once another test has imported ophyd).
+_CA_PORT = str(_free_port())
+# A second IOC (the sim-ioc verb's test) needs its own port: two servers on one
+# UDP port would split the searches between them.
+_CA_SPARE_PORT = str(_free_port())
+os.environ.update(
+    EPICS_CA_ADDR_LIST=f"127.0.0.1 127.0.0.1:{_CA_SPARE_PORT}",
+    EPICS_CA_AUTO_ADDR_LIST="NO",
+    EPICS_CA_SERVER_PORT=_CA_PORT,
+    EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
+    EPICS_CAS_SERVER_PORT=_CA_PORT,
+)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Test tensors are tiny: one thread is faster than two fighting over 2 cores.
 torch.set_num_threads(1)
@@ -12,7 +37,9 @@ def pytest_collection_modifyitems(config, items):
     from xfusion_bluesky.fusion.model.deform_conv import torchvision_available
 
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
-    skip_tv = pytest.mark.skip(reason="torchvision.ops does not import beside this torch")
+    skip_tv = pytest.mark.skip(
+        reason="torchvision.ops does not import beside this torch"
+    )
     for item in items:
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
@@ -23,3 +50,94 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# -- beamline: embedded Tiled, RunEngine, sim devices (imports stay lazy) ------------
+
+
+@pytest.fixture(scope="session")
+def hdf5_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("hdf5")
+
+
+@pytest.fixture(scope="session")
+def tiled(hdf5_dir):
+    """One embedded Tiled server (SQLite, temp dir) for the session; `.raw` for runs."""
+    from xfusion_bluesky.catalog.connect import connect
+
+    connection = connect(hdf5_dir=hdf5_dir)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def RE(tiled):
+    """A RunEngine writing raw runs to the session's Tiled through TiledWriter."""
+    from bluesky import RunEngine
+
+    from xfusion_bluesky.catalog.raw import subscribe_raw_writer
+
+    engine = RunEngine()
+    subscribe_raw_writer(engine, tiled.raw)
+    return engine
+
+
+@pytest.fixture
+def sim_devices(hdf5_dir):
+    """Tiny sim beamline: UHS 16×24 (field 64×96 HR), HS 64×96; the plans' defaults."""
+    from xfusion_bluesky.beamline import RoiPreset, apply_roi_preset
+    from xfusion_bluesky.devices.base import Registration
+    from xfusion_bluesky.devices.sim import (
+        SimEvent,
+        SimHSCamera,
+        SimTimingGenerator,
+        SimUHSCamera,
+    )
+    from xfusion_bluesky.plans.defaults import BeamlineDevices, set_default_devices
+
+    timing = SimTimingGenerator(name="timing", event=SimEvent("fast_front", seed=7))
+    uhs = SimUHSCamera(
+        name="uhs", timing=timing, timing_channel=timing.a, write_dir=hdf5_dir
+    )
+    hs = SimHSCamera(
+        name="hs", timing=timing, timing_channel=timing.c, write_dir=hdf5_dir, uhs=uhs
+    )
+    registration = Registration(name="registration")
+    apply_roi_preset(uhs, hs, registration, RoiPreset((16, 24), (64, 96), 2e6, 125e3))
+    devices = BeamlineDevices(uhs, hs, timing, registration)
+    set_default_devices(devices)
+    yield devices
+    set_default_devices(None)
+    for camera in (uhs, hs):
+        camera.unstage()
+
+
+@pytest.fixture(scope="session")
+def sim_ioc():
+    """Run the caproto sim IOC on 127.0.0.1; yield its PV prefix."""
+    import subprocess
+    import sys
+
+    prefix = "XF:TEST:"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xfusion_bluesky.ioc", "--prefix", prefix,
+         "--port", _CA_PORT, "--scene", "fast_front", "--seed", "3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        from ophyd import EpicsSignalRO
+
+        probe = EpicsSignalRO(f"{prefix}DG1:PulseCount_RBV", name="probe")
+        probe.wait_for_connection(timeout=30)
+        probe.destroy()
+        yield prefix
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def ca_spare_port():
+    """A second CA server port the clients of this session also search."""
+    return _CA_SPARE_PORT

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from xfusion_bluesky import __version__
 
 #: Verb modules, in the order ``--help`` lists them.
-VERBS: tuple[str, ...] = ("demo", "train")
+VERBS: tuple[str, ...] = ("demo", "train", "sim_ioc", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

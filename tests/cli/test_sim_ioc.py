@@ -1,0 +1,42 @@
+import subprocess
+import sys
+
+import pytest
+
+from xfusion_bluesky.cli.main import build_parser
+
+
+def test_sim_ioc_verb_defaults_to_loopback():
+    args = build_parser().parse_args(["sim-ioc", "--prefix", "XF:A:"])
+    assert args.interfaces == ["127.0.0.1"]
+    assert args.prefix == "XF:A:"
+
+
+@pytest.mark.epics
+def test_sim_ioc_verb_serves_channel_access(ca_spare_port):
+    from ophyd import EpicsSignal
+
+    command = [
+        sys.executable,
+        "-m",
+        "xfusion_bluesky",
+        "sim-ioc",
+        "--prefix",
+        "XF:CLI:",
+    ]
+    ioc = subprocess.Popen(
+        [*command, "--port", ca_spare_port],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        rate = EpicsSignal("XF:CLI:UHS:cam1:AcquirePeriod_RBV", name="rate")
+        rate.wait_for_connection(timeout=30)
+        assert rate.get() == pytest.approx(1 / 1.2e6)  # the power-on default
+        model = EpicsSignal("XF:CLI:UHS:cam1:Model_RBV", name="model", string=True)
+        assert model.get(timeout=5) == "HPV-X2"
+        rate.destroy()
+        model.destroy()
+    finally:
+        ioc.terminate()
+        ioc.wait(10)

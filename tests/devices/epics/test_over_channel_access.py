@@ -1,0 +1,56 @@
+"""The EPICS devices against the caproto IOC, over Channel Access on 127.0.0.1."""
+
+import bluesky.plans as bp
+import numpy as np
+import pytest
+from ophyd import EpicsSignalRO
+
+from xfusion_bluesky.devices.sim import HSMount, SimEvent
+from xfusion_bluesky.errors import InvalidInputError
+from xfusion_bluesky.plans.dual_camera import dual_camera_scan
+
+pytestmark = pytest.mark.epics
+
+EVENT = SimEvent("fast_front", seed=3)  # what the fixture IOC was started with
+
+
+def test_count_uhs_over_ca_lands_in_tiled(RE, tiled, epics_devices):
+    uhs = epics_devices.uhs
+    (uid,) = RE(bp.count([uhs], num=2))
+    node = tiled.raw[uid]["primary"]["uhs_image"]
+    assert node.shape == (2, 128, 16, 24)
+    assert node.dtype == np.uint16
+    times = np.arange(128) / 2e6
+    expected = EVENT.uhs_burst(uhs.spec, times, (16, 24), seed=3)  # Internal: seed
+    assert np.array_equal(node.read()[1], expected)
+
+
+def test_dual_camera_scan_over_ca_is_bit_identical(RE, tiled, epics_devices):
+    count = EpicsSignalRO(f"{epics_devices.timing.prefix}PulseCount_RBV", name="n")
+    pulse0 = int(count.get(timeout=5))
+    (uid,) = RE(dual_camera_scan(num_bursts=2, hs_delay_s=1e-6))
+    run = tiled.raw[uid]
+    assert run.start["hr"]["delay_s"] == 1e-6
+    assert "sim" not in run.start
+    data = run["primary"].read()
+    hs_times = 1e-6 + np.arange(8) / 125e3
+    assert np.allclose(data["hs_frame_times_s"].values[1], hs_times)
+    uhs_times = np.arange(128) / 2e6
+    for burst in range(2):
+        seed = 3 + pulse0 + burst
+        lr = EVENT.uhs_burst(epics_devices.uhs.spec, uhs_times, (16, 24), seed=seed)
+        hr = EVENT.hs_burst(
+            epics_devices.hs.spec, hs_times, (64, 96),
+            field_shape_hr=(64, 96), mount=HSMount(), seed=seed,
+        )  # fmt: skip
+        assert np.array_equal(run["primary"]["uhs_image"][burst], lr)
+        assert np.array_equal(run["primary"]["hs_image"][burst], hr)
+    count.destroy()
+
+
+def test_bad_setting_over_ca_arms_nothing(RE, epics_devices):
+    with pytest.raises(InvalidInputError, match="exceeds the HPV-X2 maximum"):
+        RE(dual_camera_scan(uhs_frame_rate_hz=6e6))
+    for camera in (epics_devices.uhs, epics_devices.hs):
+        assert camera.cam.acquire.get() == 0
+        assert camera.cam.trigger_mode.get() == "Internal"

@@ -1,0 +1,22 @@
+import runpy
+from pathlib import Path
+
+import pytest
+
+STARTUP = Path(__file__).parents[2] / "profile" / "startup"
+
+
+@pytest.mark.slow
+def test_profile_startup_then_dual_camera_scan(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XFUSION_DATA", str(tmp_path))
+    monkeypatch.setenv("XFUSION_BEAMLINE", "sim")
+    namespace: dict = {}
+    for path in sorted(STARTUP.glob("[0-9][0-9]-*.py")):  # as IPython runs them
+        namespace = runpy.run_path(str(path), init_globals=namespace)
+    assert "RE(dual_camera_scan())" in capsys.readouterr().out
+    try:
+        (uid,) = namespace["RE"](namespace["dual_camera_scan"]())
+        assert namespace["raw"][-1].start["uid"] == uid
+        assert namespace["raw"][uid].start["lr"]["frames_per_burst"] == 128
+    finally:
+        namespace["bl"].close()

@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import pytest
+
+from xfusion_bluesky.settings import DEFAULT_IOC_PREFIX, Settings
+
+
+def test_defaults_and_overrides(tmp_path):
+    settings = Settings.from_env({"XFUSION_DATA": str(tmp_path)})
+    assert settings.hdf5_dir == tmp_path / "hdf5"
+    assert settings.tiled_url is None
+    assert settings.beamline == "sim"
+    assert settings.ioc_prefix == DEFAULT_IOC_PREFIX
+    facility = Settings.from_env(
+        {
+            "XFUSION_TILED_URL": "https://tiled.example.org/api/v1",
+            "XFUSION_TILED_API_KEY": "secret",
+            "XFUSION_BEAMLINE": "EPICS",
+            "XFUSION_HDF5_DIR": "/data/hdf5",
+        }
+    )
+    assert facility.tiled_api_key == "secret"
+    assert facility.beamline == "epics"
+    assert facility.hdf5_dir == Path("/data/hdf5")
+
+
+def test_unknown_beamline_mode_is_refused():
+    with pytest.raises(ValueError, match="XFUSION_BEAMLINE"):
+        Settings.from_env({"XFUSION_BEAMLINE": "real"})

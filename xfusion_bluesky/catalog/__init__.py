@@ -1,0 +1,1 @@
+"""Tiled: raw runs in, derived runs out."""

@@ -1,0 +1,308 @@
+"""Embedded Tiled on SQLite, or facility URL + API key → client.
+
+:func:`connect` returns a :class:`TiledConnection` whose ``raw`` container (spec
+``CatalogOfBlueskyRuns`` 3.0, so ``raw[-1]`` and partial uids work) receives the raw
+runs. Before anything is written it proves that the server can read the HDF5
+directory the cameras write to: a server without it in its readable storage
+accepts registrations silently and fails only at the first read.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from xfusion_bluesky.errors import XFusionError
+
+__all__ = [
+    "RAW_CONTAINER",
+    "StorageNotReadableError",
+    "TiledConnection",
+    "check_readable_storage",
+    "connect",
+    "ensure_raw_container",
+    "server_config",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Key of the container of raw runs under the server's root.
+RAW_CONTAINER = "raw"
+
+
+class StorageNotReadableError(XFusionError):
+    """The Tiled server cannot read the directory the cameras write HDF5 into."""
+
+
+@dataclass
+class TiledConnection:
+    """A Tiled client, its raw-run container and, when embedded, its server.
+
+    Attributes
+    ----------
+    client : tiled.client.container.Container
+        The server's root.
+    raw : bluesky_tiled_plugins CatalogOfBlueskyRuns
+        Raw runs: ``raw[uid]``, ``raw[-1]``, ``raw["1a2b3c"]``.
+    uri : str
+        The server URI (with the API key for an embedded server).
+    server : SimpleTiledServer or None
+        The embedded server this connection started (None for a facility server).
+    """
+
+    client: Any
+    raw: Any
+    uri: str
+    server: Any = None
+    _closed: bool = field(default=False, repr=False)
+
+    def close(self) -> None:
+        """Close the client and stop the embedded server, if one was started."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.client.context.close()
+        finally:
+            if self.server is not None:
+                self.server.close()
+
+
+def connect(
+    uri: str | None = None,
+    *,
+    api_key: str | None = None,
+    data_dir: str | Path | None = None,
+    hdf5_dir: str | Path,
+    raw_key: str = RAW_CONTAINER,
+    check_storage: bool = True,
+) -> TiledConnection:
+    """Connect to a Tiled server, starting an embedded one when ``uri`` is None.
+
+    Parameters
+    ----------
+    uri : str, optional
+        Facility server, e.g. ``https://tiled.example.org/api/v1``.
+    api_key : str, optional
+        Its API key.
+    data_dir : str or Path, optional
+        Embedded server only: where its SQLite catalog and data live
+        (``data_dir/tiled``); None for a temporary directory deleted on close.
+    hdf5_dir : str or Path
+        Where the cameras write; the embedded server gets it as readable
+        storage, a facility server must already have it.
+    raw_key : str
+        Container of raw runs under the root (created if missing).
+    check_storage : bool
+        Prove the server can read ``hdf5_dir`` (see :func:`check_readable_storage`).
+
+    Returns
+    -------
+    TiledConnection
+
+    Raises
+    ------
+    StorageNotReadableError
+        The server cannot read ``hdf5_dir``.
+    """
+    from tiled.client import from_uri
+
+    hdf5_path = Path(hdf5_dir).expanduser().resolve()
+    hdf5_path.mkdir(parents=True, exist_ok=True)
+    server = None
+    if uri is None:
+        from tiled.server import SimpleTiledServer
+
+        directory = None
+        if data_dir is not None:
+            directory = Path(data_dir).expanduser().resolve() / "tiled"
+            directory.mkdir(parents=True, exist_ok=True)
+        server = SimpleTiledServer(directory=directory, readable_storage=[hdf5_path])
+        uri = server.uri
+        logger.info("embedded Tiled server at %s (data in %s)", uri, server.directory)
+    try:
+        client = from_uri(uri, api_key=api_key) if api_key else from_uri(uri)
+    except Exception:
+        if server is not None:
+            server.close()
+        raise
+    connection = TiledConnection(client=client, raw=None, uri=uri, server=server)
+    try:
+        connection.raw = ensure_raw_container(client, raw_key)
+        if check_storage:
+            check_readable_storage(client, hdf5_path)
+    except Exception:
+        connection.close()
+        raise
+    return connection
+
+
+def ensure_raw_container(client: Any, key: str = RAW_CONTAINER) -> Any:
+    """Return container ``key`` of ``client``, created as a CatalogOfBlueskyRuns 3.0.
+
+    Version 3 tells the client the catalog is SQL-backed, which makes negative
+    indices and partial uids work (with another version every partial uid is
+    reported as "multiple matches").
+    """
+    from tiled.structures.core import Spec
+
+    if key not in client:
+        client.create_container(
+            key, specs=[Spec("CatalogOfBlueskyRuns", version="3.0")]
+        )
+        logger.info("created raw-run container %r", key)
+    return client[key]
+
+
+def check_readable_storage(client: Any, directory: str | Path) -> None:
+    """Register a probe HDF5 file in ``directory`` and read it back through Tiled.
+
+    Parameters
+    ----------
+    client : tiled.client.container.Container
+        Where the probe node is created (and deleted again).
+    directory : str or Path
+        The directory the cameras write HDF5 into.
+
+    Raises
+    ------
+    StorageNotReadableError
+        Registration or read-back failed: the server does not list ``directory``
+        in its readable storage (or sees it at another path).
+    """
+    from tiled.structures.array import ArrayStructure
+    from tiled.structures.core import StructureFamily
+    from tiled.structures.data_source import Asset, DataSource, Management
+
+    directory = Path(directory).expanduser().resolve()
+    key = f"xfusion_storage_probe_{uuid.uuid4().hex[:8]}"
+    path = directory / f".{key}.h5"
+    expected = np.arange(6, dtype=np.uint16).reshape(1, 2, 3)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("/entry/data/data", data=expected)
+    data_source = DataSource(
+        structure_family=StructureFamily.array,
+        structure=ArrayStructure.from_array(expected),
+        mimetype="application/x-hdf5",
+        parameters={"dataset": "/entry/data/data"},
+        assets=[
+            Asset(
+                data_uri=f"file://localhost{path}",
+                is_directory=False,
+                parameter="data_uris",
+                num=0,
+            )
+        ],
+        management=Management.external,
+    )
+    try:
+        node = client.new(StructureFamily.array, [data_source], key=key)
+        # One plain request: the client's own reads retry a 500 for ~45 s.
+        response = client.context.http_client.get(
+            node.item["links"]["full"],
+            headers={"Accept": "application/octet-stream"},
+        )
+        response.raise_for_status()
+        got = np.frombuffer(response.content, dtype=expected.dtype)
+        if not np.array_equal(got, expected.ravel()):
+            raise StorageNotReadableError(
+                f"Tiled read back wrong values from probe file {path}"
+            )
+    except StorageNotReadableError:
+        raise
+    except Exception as err:
+        raise StorageNotReadableError(
+            f"the Tiled server cannot read the HDF5 directory {directory} "
+            f"({type(err).__name__}: {err}). Add it to the server's readable "
+            "storage (tiled config `readable_storage`, `tiled serve ... -r DIR`), "
+            "at the same path as on this host"
+        ) from err
+    finally:
+        _delete_quietly(client, key)
+        path.unlink(missing_ok=True)
+
+
+def _delete_quietly(client: Any, key: str) -> None:
+    """Delete probe node ``key`` if it was created; log instead of raising."""
+    try:
+        if key in client:
+            client.delete_contents(key, external_only=True)
+    except Exception:  # a leftover probe node is harmless
+        logger.warning("could not delete storage probe node %r", key, exc_info=True)
+
+
+def server_config(
+    *,
+    data_dir: str | Path,
+    hdf5_dir: str | Path,
+    api_key: str,
+    catalog_uri: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> dict[str, Any]:
+    """Return a ``tiled serve config`` configuration for the acquisition host.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        Where the catalog (SQLite), arrays and tables live (``data_dir/tiled``).
+    hdf5_dir : str or Path
+        The cameras' HDF5 directory: the server's readable storage.
+    api_key : str
+        Single-user API key, required (the server is reachable from the network).
+    catalog_uri : str, optional
+        Catalog database, e.g. ``postgresql://user:pass@db/tiled``; default a
+        SQLite file. A PostgreSQL catalog also stores the tables.
+    host, port : str, int
+        Where uvicorn listens.
+
+    Raises
+    ------
+    InvalidInputError
+        No API key, or a catalog URI that is neither SQLite nor PostgreSQL.
+    """
+    from xfusion_bluesky.errors import InvalidInputError
+
+    if not api_key:
+        raise InvalidInputError(
+            "api_key is required for a standalone Tiled server; set "
+            "XFUSION_TILED_API_KEY or pass --api-key"
+        )
+    root = Path(data_dir).expanduser().resolve() / "tiled"
+    if catalog_uri is None:
+        catalog_uri = f"sqlite:///{root / 'catalog.db'}"
+    if not catalog_uri.startswith(("sqlite", "postgresql")):
+        raise InvalidInputError(
+            "catalog_uri must be sqlite:///... or postgresql://...; "
+            f"got {catalog_uri!r}"
+        )
+    tables = (
+        catalog_uri
+        if catalog_uri.startswith("postgresql")
+        else f"sqlite:///{root / 'tables.sqlite'}"
+    )
+    return {
+        "authentication": {"single_user_api_key": api_key},
+        # A streaming cache makes client.subscribe() (websockets) work.
+        "streaming_cache": {"uri": "memory"},
+        "trees": [
+            {
+                "path": "/",
+                "tree": "catalog",
+                "args": {
+                    "uri": catalog_uri,
+                    # Without writable storage TiledWriter gets HTTP 405.
+                    "writable_storage": [str(root / "data"), tables],
+                    "readable_storage": [str(Path(hdf5_dir).expanduser().resolve())],
+                    "init_if_not_exists": True,
+                },
+            }
+        ],
+        "uvicorn": {"host": host, "port": int(port)},
+    }

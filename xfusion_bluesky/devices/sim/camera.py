@@ -1,0 +1,347 @@
+"""SimUHSCamera, SimHSCamera: render the scene, write a burst to HDF5.
+
+Shaped like their EPICS flavours (an areaDetector ``cam`` and ``hdf1`` with the same
+component names, soft signals instead of PVs), so plans cannot tell them apart. A
+burst is rendered from the simulated event of the timing generator's pulse
+(External) or of its ``scene_seed`` (Internal), in a worker thread, and written in
+the NDFileHDF5 layout; the trigger status finishes when the frames are flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+
+from xfusion_bluesky.devices.base import (
+    ACQUIRE,
+    DEFAULT_HS_RATE_HZ,
+    DEFAULT_UHS_FRAMES,
+    DEFAULT_UHS_RATE_HZ,
+    HS_SPEC,
+    IDLE,
+    SCALE,
+    UHS_SPEC,
+    WAITING,
+    BurstCamera,
+    BurstSettings,
+    dated_directory,
+    new_file_name,
+)
+from xfusion_bluesky.devices.hdf5 import NDFileHDF5Writer
+from xfusion_bluesky.devices.sim.event import HSMount, SimEvent
+from xfusion_bluesky.devices.sim.timing import Pulse, SimTimingGenerator
+from xfusion_bluesky.errors import InvalidInputError
+
+__all__ = ["SimCam", "SimHDF5Plugin", "SimHSCamera", "SimUHSCamera"]
+
+logger = logging.getLogger(__name__)
+
+
+class SimCam(Device):
+    """Soft-signal stand-in for an areaDetector ``cam1:`` (ADBase names)."""
+
+    acquire = Cpt(Signal, value=0, kind="omitted")
+    acquire_time = Cpt(Signal, value=1e-7, kind="config")
+    acquire_period = Cpt(Signal, value=5e-7, kind="config")
+    num_images = Cpt(Signal, value=128, kind="config")
+    image_mode = Cpt(Signal, value="Multiple", kind="omitted")
+    trigger_mode = Cpt(Signal, value="Internal", kind="config")
+    min_x = Cpt(Signal, value=0, kind="config")
+    min_y = Cpt(Signal, value=0, kind="config")
+    size_x = Cpt(Signal, value=1, kind="config")
+    size_y = Cpt(Signal, value=1, kind="config")
+    max_size_x = Cpt(Signal, value=1, kind="omitted")
+    max_size_y = Cpt(Signal, value=1, kind="omitted")
+    manufacturer = Cpt(Signal, value="", kind="config")
+    model = Cpt(Signal, value="", kind="config")
+    data_type = Cpt(Signal, value="UInt16", kind="omitted")
+    array_counter = Cpt(Signal, value=0, kind="omitted")
+    detector_state = Cpt(Signal, value=IDLE, kind="omitted")
+
+
+class SimHDF5Plugin(Device):
+    """Soft-signal stand-in for an NDFileHDF5 plugin ``HDF1:``."""
+
+    file_path = Cpt(Signal, value="", kind="omitted")
+    file_name = Cpt(Signal, value="", kind="omitted")
+    file_template = Cpt(Signal, value="%s%s.h5", kind="omitted")
+    full_file_name = Cpt(Signal, value="", kind="omitted")
+    capture = Cpt(Signal, value=0, kind="omitted")
+    num_captured = Cpt(Signal, value=0, kind="omitted")
+
+
+class _SimBurstCamera(BurstCamera):
+    """Shared body of the sim cameras: file, arming and the render thread.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`BurstCamera`.
+    timing : SimTimingGenerator, optional
+        The generator whose pulse starts External bursts; also defines the event
+        (an Internal-only camera without one images a default event).
+    write_dir : str or Path, optional
+        Root of the HDF5 files (``write_dir/YYYY/MM/DD/<name>_<id>.h5``);
+        default the current directory.
+    """
+
+    cam = Cpt(SimCam, kind="config")
+    hdf1 = Cpt(SimHDF5Plugin, kind="omitted")
+
+    def __init__(
+        self,
+        *args: Any,
+        timing: SimTimingGenerator | None = None,
+        write_dir: str | Path | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.timing = timing
+        self.write_dir = Path(write_dir) if write_dir is not None else Path.cwd()
+        self._writer: NDFileHDF5Writer | None = None
+        self._token: object | None = None
+        self._listener: Callable[[Pulse], None] | None = None
+        #: The last burst written, uint16 (n, h, w): what the file must hold.
+        self.last_frames: np.ndarray | None = None
+        self.cam.manufacturer.put(self.spec.manufacturer)
+        self.cam.model.put(self.spec.model)
+        self.cam.max_size_x.put(self.spec.sensor_width)
+        self.cam.max_size_y.put(self.spec.sensor_height)
+        self.cam.size_x.put(self.spec.sensor_width)
+        self.cam.size_y.put(self.spec.sensor_height)
+        self.stage_sigs["cam.image_mode"] = "Multiple"
+
+    def validate(self) -> BurstSettings:
+        """Check settings; External mode also needs a cabled timing generator."""
+        settings = super().validate()
+        if self.cam.trigger_mode.get() == "External" and self.timing is None:
+            raise InvalidInputError(
+                f"{self.name} is in External trigger mode but has no timing "
+                "generator; pass timing= or set cam.trigger_mode to 'Internal'"
+            )
+        return settings
+
+    def _event(self) -> SimEvent:
+        return self.timing.event() if self.timing is not None else SimEvent()
+
+    def _open_file(self, settings: BurstSettings) -> str:
+        directory = dated_directory(self.write_dir)
+        stem = new_file_name(self.name)
+        path = directory / f"{stem}.h5"
+        self.hdf1.file_path.put(f"{directory}/")
+        self.hdf1.file_name.put(stem)
+        self.hdf1.full_file_name.put(str(path))
+        self._writer = NDFileHDF5Writer(path, settings.frame_shape)
+        self.hdf1.capture.put(1)
+        self.hdf1.num_captured.put(0)
+        return str(path)
+
+    def _close_file(self, num_bursts: int) -> None:
+        with self._lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close(num_bursts * int(self.cam.num_images.get()))
+        self.hdf1.capture.put(0)
+
+    def _arm(
+        self,
+        settings: BurstSettings,
+        times: np.ndarray,
+        *,
+        slot: int,
+        done: Callable[[BaseException | None], None],
+    ) -> None:
+        token = object()
+        with self._lock:
+            self._token = token
+        self.cam.acquire.put(1)
+
+        def start(pulse: Pulse) -> None:
+            threading.Thread(
+                target=self._acquire,
+                args=(token, pulse, settings, times, slot, done),
+                name=f"{self.name}-burst",
+                daemon=True,
+            ).start()
+
+        if self.cam.trigger_mode.get() == "External":
+            if self.timing is None:  # validate() refuses this at stage
+                raise InvalidInputError(f"{self.name} has no timing generator")
+            self._listener = start
+            self.cam.detector_state.put(WAITING)
+            self.timing.connect_camera(start)
+        else:
+            event = self._event()
+            self.cam.detector_state.put(ACQUIRE)
+            start(Pulse(time.time(), 0, event, int(event.seed)))
+
+    def _acquire(
+        self,
+        token: object,
+        pulse: Pulse,
+        settings: BurstSettings,
+        times: np.ndarray,
+        slot: int,
+        done: Callable[[BaseException | None], None],
+    ) -> None:
+        """Render and write one burst (worker thread); report through ``done``."""
+        try:
+            self.cam.detector_state.put(ACQUIRE)
+            frames = self._render(pulse, settings, times)
+            with self._lock:
+                if self._token is not token or self._writer is None:
+                    return  # disarmed meanwhile: the burst is dropped
+                start = slot * settings.num_images
+                self._writer.write(
+                    start, frames, trigger_time=pulse.trigger_time, frame_times_s=times
+                )
+                self.last_frames = frames
+                self._token = None
+                self.hdf1.num_captured.put(self._writer.num_frames)
+                self.cam.array_counter.put(
+                    self.cam.array_counter.get() + settings.num_images
+                )
+                self.cam.detector_state.put(IDLE)
+                self.cam.acquire.put(0)
+        except Exception as err:  # reported through the trigger status
+            logger.exception("%s burst failed", self.name)
+            done(err)
+            return
+        done(None)
+
+    def _render(
+        self, pulse: Pulse, settings: BurstSettings, times: np.ndarray
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def _disarm(self) -> None:
+        with self._lock:
+            self._token = None
+            listener, self._listener = self._listener, None
+        if listener is not None and self.timing is not None:
+            self.timing.disconnect_camera(listener)
+        self.cam.acquire.put(0)
+        self.cam.detector_state.put(IDLE)
+
+
+class SimUHSCamera(_SimBurstCamera):
+    """Simulated Shimadzu HPV-X2: sees the event binned 4×, 10-bit.
+
+    The simulated field is ``4 × ROI`` HR pixels: the UHS ROI sets the size of the
+    simulated event (and the HS must fit inside it).
+    """
+
+    spec = UHS_SPEC
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.effective_pixel_size_um.put(8.0)
+        self.cam.num_images.put(DEFAULT_UHS_FRAMES)
+        self.cam.acquire_period.put(1 / DEFAULT_UHS_RATE_HZ)
+        self.cam.acquire_time.put(0.5 / DEFAULT_UHS_RATE_HZ)
+
+    def field_shape_hr(self) -> tuple[int, int]:
+        """Return the simulated field in HR pixels: 4 × the ROI."""
+        settings = self.settings()
+        return (settings.roi[2] * SCALE, settings.roi[3] * SCALE)
+
+    def _render(
+        self, pulse: Pulse, settings: BurstSettings, times: np.ndarray
+    ) -> np.ndarray:
+        return pulse.event.uhs_burst(
+            self.spec, times, settings.frame_shape, seed=pulse.burst_seed
+        )
+
+
+class SimHSCamera(_SimBurstCamera):
+    """Simulated Phantom TMX 7510: a mounted window of the event at full resolution.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to the sim camera base (``timing``, ``write_dir``, ...).
+    uhs : SimUHSCamera, optional
+        The UHS whose field the HS looks into; without one the field is the HS
+        window itself (mount offset 0).
+
+    Notes
+    -----
+    ``mount_*`` say where the HS really looks (what ``registration_scan`` should
+    find); ``partition_bytes`` is the camera memory partition a burst must fit.
+    """
+
+    spec = HS_SPEC
+    mount_offset_y_hr_px = Cpt(Signal, value=0, kind="config")
+    mount_offset_x_hr_px = Cpt(Signal, value=0, kind="config")
+    mount_flip_ud = Cpt(Signal, value=False, kind="config")
+    mount_flip_lr = Cpt(Signal, value=False, kind="config")
+    partition_bytes = Cpt(Signal, value=HS_SPEC.memory_bytes, kind="config")
+
+    def __init__(self, *args: Any, uhs: SimUHSCamera | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.uhs = uhs
+        self.effective_pixel_size_um.put(2.0)
+        self.cam.num_images.put(
+            round(DEFAULT_UHS_FRAMES * DEFAULT_HS_RATE_HZ / DEFAULT_UHS_RATE_HZ)
+        )
+        self.cam.acquire_period.put(1 / DEFAULT_HS_RATE_HZ)
+        self.cam.acquire_time.put(0.5 / DEFAULT_HS_RATE_HZ)
+
+    def memory_bytes(self) -> int | None:
+        """Return the memory partition from the ``partition_bytes`` signal."""
+        return int(self.partition_bytes.get())
+
+    def mount(self) -> HSMount:
+        """Return the true mounting (offset, flips) from the ``mount_*`` signals."""
+        return HSMount(
+            offset_y_hr_px=int(self.mount_offset_y_hr_px.get()),
+            offset_x_hr_px=int(self.mount_offset_x_hr_px.get()),
+            flip_ud=bool(self.mount_flip_ud.get()),
+            flip_lr=bool(self.mount_flip_lr.get()),
+        )
+
+    def field_shape_hr(self) -> tuple[int, int]:
+        """Return the simulated field the HS looks into, in HR pixels."""
+        if self.uhs is not None:
+            return self.uhs.field_shape_hr()
+        mount, (height, width) = self.mount(), self.settings().frame_shape
+        return (height + mount.offset_y_hr_px, width + mount.offset_x_hr_px)
+
+    def validate(self) -> BurstSettings:
+        """Check settings; the mounted HS window must also lie in the UHS field."""
+        settings = super().validate()
+        mount, field = self.mount(), self.field_shape_hr()
+        height, width = settings.frame_shape
+        if (
+            mount.offset_y_hr_px < 0
+            or mount.offset_x_hr_px < 0
+            or mount.offset_y_hr_px + height > field[0]
+            or mount.offset_x_hr_px + width > field[1]
+        ):
+            raise InvalidInputError(
+                f"{self.name}: the HS window of {height}×{width} px at HR offset "
+                f"({mount.offset_y_hr_px}, {mount.offset_x_hr_px}) does not fit the "
+                f"UHS field of {field[0]}×{field[1]} HR px; shrink the HS ROI, "
+                "enlarge the UHS ROI or change the mount offset"
+            )
+        return settings
+
+    def _render(
+        self, pulse: Pulse, settings: BurstSettings, times: np.ndarray
+    ) -> np.ndarray:
+        return pulse.event.hs_burst(
+            self.spec,
+            times,
+            settings.frame_shape,
+            field_shape_hr=self.field_shape_hr(),
+            mount=self.mount(),
+            seed=pulse.burst_seed,
+        )

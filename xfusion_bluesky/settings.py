@@ -1,0 +1,90 @@
+"""The only reader of environment variables (Tiled URI, API key, data dir).
+
+=========================  ==========================================================
+``XFUSION_DATA``           data directory: embedded Tiled catalog + HDF5 files
+                           (default: the user data dir, e.g. ``~/.local/share/
+                           xfusion-bluesky``)
+``XFUSION_TILED_URL``      facility Tiled server (unset: an embedded server)
+``XFUSION_TILED_API_KEY``  its API key
+``XFUSION_BEAMLINE``       ``sim`` (default) or ``epics``: what the profile builds
+``XFUSION_IOC_PREFIX``     PV prefix of the EPICS beamline (default ``XF:XFUSION:``)
+``XFUSION_HDF5_DIR``       where the cameras write HDF5 (default ``$XFUSION_DATA/hdf5``)
+``XFUSION_SCENE``          scene family of the simulated event (default the
+                           scene generator's default)
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_IOC_PREFIX", "Settings"]
+
+DEFAULT_IOC_PREFIX = "XF:XFUSION:"
+_MODES = ("sim", "epics")
+
+
+def _default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("xfusion-bluesky", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings, read once from the environment.
+
+    Attributes
+    ----------
+    data_dir : Path
+        Root of the embedded catalog (``tiled/``) and the HDF5 files.
+    hdf5_dir : Path
+        Where the cameras write (must be in the Tiled server's readable storage).
+    tiled_url, tiled_api_key : str or None
+        Facility Tiled server; None for the embedded one.
+    beamline : str
+        ``"sim"`` or ``"epics"``.
+    ioc_prefix : str
+        PV prefix of the EPICS devices.
+    scene_family : str or None
+        Scene family of the simulation (None: the generator's default).
+    """
+
+    data_dir: Path
+    hdf5_dir: Path
+    tiled_url: str | None
+    tiled_api_key: str | None
+    beamline: str
+    ioc_prefix: str
+    scene_family: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``environ`` (default ``os.environ``).
+
+        Raises
+        ------
+        ValueError
+            ``XFUSION_BEAMLINE`` is neither ``sim`` nor ``epics`` (a plain
+            ValueError: settings sits beside errors, below every other layer).
+        """
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("XFUSION_DATA") or _default_data_dir()).expanduser()
+        hdf5_dir = Path(env.get("XFUSION_HDF5_DIR") or data_dir / "hdf5").expanduser()
+        beamline = env.get("XFUSION_BEAMLINE", "sim").strip().lower() or "sim"
+        if beamline not in _MODES:
+            raise ValueError(
+                f"XFUSION_BEAMLINE must be one of {_MODES}; got {beamline!r}"
+            )
+        return cls(
+            data_dir=data_dir,
+            hdf5_dir=hdf5_dir,
+            tiled_url=env.get("XFUSION_TILED_URL") or None,
+            tiled_api_key=env.get("XFUSION_TILED_API_KEY") or None,
+            beamline=beamline,
+            ioc_prefix=env.get("XFUSION_IOC_PREFIX") or DEFAULT_IOC_PREFIX,
+            scene_family=env.get("XFUSION_SCENE") or None,
+        )
