@@ -285,9 +285,12 @@ def test_model_must_fit_the_method(rng, tmp_path):
         fuse(lr, hr, hr_index, model=path)
 
 
-def test_missing_default_weights_name_the_file_and_how_to_make_them(rng):
-    if default_model_path("edvr_stf").exists():
-        pytest.skip("default weights are installed")
+def test_missing_default_weights_name_the_file_and_how_to_make_them(
+    rng, tmp_path, monkeypatch
+):
+    from xfusion_bluesky.fusion.model import checkpoint
+
+    monkeypatch.setattr(checkpoint, "MODELS_DIR", tmp_path)  # a clone without weights
     with pytest.raises(
         FileNotFoundError, match=r"edvr_stf_small\.pth.*xfusion-bluesky train"
     ):

@@ -30,13 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--iterations",
-        default="1500,3500",
+        default="400,2000",
         metavar="PRE,FINE",
-        help="iterations of the pretraining and fine-tuning stages (default 1500,3500)",
+        help="iterations of the pretraining and fine-tuning stages (default 400,2000)",
     )
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument(
-        "--lr-patch", type=int, default=32, help="LR crop size in pixels"
+        "--lr-patch", type=int, default=24, help="LR crop size in pixels"
     )
     parser.add_argument(
         "--preset",

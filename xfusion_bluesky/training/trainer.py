@@ -90,11 +90,11 @@ class TrainConfig:
     method: str = "edvr_stf"
     model: dict[str, int] = field(default_factory=lambda: dict(SMALL_CONFIG))
     stages: tuple[Stage, ...] = (
-        Stage("pretrain", ("natural",), 1500),
-        Stage("finetune", XRAY_FAMILIES, 3500),
+        Stage("pretrain", ("natural",), 400),
+        Stage("finetune", XRAY_FAMILIES, 2000),
     )
-    batch_size: int = 8
-    lr_patch: int = 32
+    batch_size: int = 6
+    lr_patch: int = 24
     eta_min: float = 1e-7
     checkpoint_every: int = 50
     validate_every: int = 250
