@@ -6,7 +6,6 @@ from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.fusion import METHODS, FusionResult, fuse, fuse_iter
 from xfusion_bluesky.fusion.engine import default_batch_size
 from xfusion_bluesky.fusion.model import (
-    default_model_path,
     edvr_small,
     edvr_stf_small,
     model_id,
