@@ -154,7 +154,7 @@ def main() -> None:
     rss = peak_rss(256, shape, args.rss_frames)
     print(
         f"\nPeak RSS, small EDVR-STF, 256-frame burst LR {shape[0]}×{shape[1]} "
-        f"(output array preallocated, {args.rss_frames} frames fused): "
+        f"(whole output resident, {args.rss_frames} frames fused): "
         f"{rss['peak_rss_gb']:.2f} GB in {rss['seconds']:.0f} s (target < 4 GB)"
     )
 
