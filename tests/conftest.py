@@ -24,6 +24,10 @@ os.environ.update(
     EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
     EPICS_CAS_SERVER_PORT=_CA_PORT,
 )
+# ophyd's client side: caproto's pure-Python Channel Access client by default. With
+# pyepics' libca a full run segfaulted once in four (element_count on a channel in
+# ophyd's metadata thread, 2026-11-25); OPHYD_CONTROL_LAYER=pyepics runs it that way.
+os.environ.setdefault("OPHYD_CONTROL_LAYER", "caproto")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
