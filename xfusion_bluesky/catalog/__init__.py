@@ -1,1 +1,9 @@
-"""Tiled: raw runs in, derived runs out."""
+"""Tiled: raw runs in, derived runs out.
+
+``from xfusion_bluesky.catalog import fetch_fused, find_derived`` is the notebook
+entry point: the fused video and attention scores of a raw run in one call.
+"""
+
+from xfusion_bluesky.catalog.queries import FusedRun, fetch_fused, find_derived
+
+__all__ = ["FusedRun", "fetch_fused", "find_derived"]

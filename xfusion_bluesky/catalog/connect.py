@@ -21,12 +21,15 @@ import numpy as np
 from xfusion_bluesky.errors import XFusionError
 
 __all__ = [
+    "FUSED_CONTAINER",
     "RAW_CONTAINER",
+    "Catalogs",
     "StorageNotReadableError",
     "TiledConnection",
     "check_readable_storage",
     "connect",
-    "ensure_raw_container",
+    "ensure_run_container",
+    "open_catalogs",
     "server_config",
 ]
 
@@ -34,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: Key of the container of raw runs under the server's root.
 RAW_CONTAINER = "raw"
+#: Key of the container of derived (fused) runs under the server's root.
+FUSED_CONTAINER = "fused"
 
 
 class StorageNotReadableError(XFusionError):
@@ -134,7 +139,7 @@ def connect(
         raise
     connection = TiledConnection(client=client, raw=None, uri=uri, server=server)
     try:
-        connection.raw = ensure_raw_container(client, raw_key)
+        connection.raw = ensure_run_container(client, raw_key)
         if check_storage:
             check_readable_storage(client, hdf5_path)
     except Exception:
@@ -143,8 +148,68 @@ def connect(
     return connection
 
 
-def ensure_raw_container(client: Any, key: str = RAW_CONTAINER) -> Any:
-    """Return container ``key`` of ``client``, created as a CatalogOfBlueskyRuns 3.0.
+@dataclass(frozen=True)
+class Catalogs:
+    """The root of a Tiled server and its raw- and derived-run containers."""
+
+    root: Any
+    raw: Any
+    fused: Any
+
+
+def open_catalogs(
+    target: Any,
+    *,
+    api_key: str | None = None,
+    raw_key: str = RAW_CONTAINER,
+    fused_key: str = FUSED_CONTAINER,
+    create: bool = True,
+) -> Catalogs:
+    """Resolve what a user holds into the root, raw and fused containers.
+
+    Parameters
+    ----------
+    target : str, Tiled node, TiledConnection or Beamline-like
+        A server URI (``http://host:8000/api/v1``, API key in the query or in
+        ``api_key``), the root client, any node on the server (``bl.tiled``, the
+        raw container, works), a :class:`TiledConnection`, or an object with a
+        ``connection`` attribute (a ``Beamline``).
+    api_key : str, optional
+        For a URI without one.
+    raw_key, fused_key : str
+        Container keys under the root.
+    create : bool
+        Create missing containers (needs write access); False leaves a missing
+        one as None (read-only clients).
+
+    Returns
+    -------
+    Catalogs
+    """
+    from tiled.client import from_uri
+    from tiled.client.constructors import from_context
+
+    if hasattr(target, "connection"):
+        target = target.connection
+    if isinstance(target, TiledConnection):
+        target = target.client
+    if isinstance(target, str):
+        root = from_uri(target, api_key=api_key) if api_key else from_uri(target)
+    elif target.path_parts:
+        root = from_context(target.context, structure_clients=target.structure_clients)
+    else:
+        root = target
+
+    def container(key: str) -> Any:
+        if create:
+            return ensure_run_container(root, key)
+        return root.get(key, None)
+
+    return Catalogs(root=root, raw=container(raw_key), fused=container(fused_key))
+
+
+def ensure_run_container(client: Any, key: str = RAW_CONTAINER) -> Any:
+    """Return run container ``key`` of ``client``; create a CatalogOfBlueskyRuns 3.0.
 
     Version 3 tells the client the catalog is SQL-backed, which makes negative
     indices and partial uids work (with another version every partial uid is
@@ -156,7 +221,7 @@ def ensure_raw_container(client: Any, key: str = RAW_CONTAINER) -> Any:
         client.create_container(
             key, specs=[Spec("CatalogOfBlueskyRuns", version="3.0")]
         )
-        logger.info("created raw-run container %r", key)
+        logger.info("created run container %r", key)
     return client[key]
 
 

@@ -1,0 +1,248 @@
+"""Read a raw dual-camera run back from Tiled, burst by burst, and check it is fusable.
+
+The fusion worker reads only what Tiled serves (never the RunEngine's memory):
+the start document's ``lr``/``hr``/``registration``/``fusion`` blocks and, per
+event (= burst), the UHS and HS image stacks and their frame times. Every
+problem a scientist can fix — an aborted run, a missing HDF5 file, no HS frames,
+NaN frames — becomes a :class:`~xfusion_bluesky.errors.RunNotFusableError` whose
+message says what is wrong, in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xfusion_bluesky.errors import RunNotFusableError
+
+__all__ = ["RawBurst", "RawRun", "open_raw_run", "stream_length"]
+
+logger = logging.getLogger(__name__)
+
+#: Start-document blocks the worker needs (written by ``dual_camera_scan``).
+REQUIRED_BLOCKS = ("lr", "hr", "registration")
+
+
+@dataclass(frozen=True)
+class RawBurst:
+    """One burst of both cameras, as stored.
+
+    Attributes
+    ----------
+    index : int
+        Burst (event) number in the run, from 0.
+    lr, hr : ndarray, (T, h, w) and (K, H, W)
+        UHS and HS frames in the cameras' counts (usually uint16); read-only.
+    lr_times_s, hr_times_s : ndarray, (T,) and (K,) float64
+        Frame start times after the trigger.
+    """
+
+    index: int
+    lr: NDArray[Any]
+    hr: NDArray[Any]
+    lr_times_s: NDArray[np.float64]
+    hr_times_s: NDArray[np.float64]
+
+
+@dataclass
+class RawRun:
+    """A raw run as the fusion worker sees it.
+
+    Attributes
+    ----------
+    uid : str
+        The full run uid.
+    start, stop : dict
+        The start and stop documents.
+    node : BlueskyRunV3
+        The Tiled node (``node["primary"]``, ...).
+    num_bursts : int
+        Events in the primary stream.
+    """
+
+    uid: str
+    start: dict[str, Any]
+    stop: dict[str, Any]
+    node: Any
+    num_bursts: int
+
+    @property
+    def lr_key(self) -> str:
+        """Data key of the UHS image stack."""
+        return str(self.start["lr"].get("data_key", "uhs_image"))
+
+    @property
+    def hr_key(self) -> str:
+        """Data key of the HS image stack."""
+        return str(self.start["hr"].get("data_key", "hs_image"))
+
+    def burst(self, index: int) -> RawBurst:
+        """Read burst ``index`` from Tiled and check it.
+
+        Raises
+        ------
+        RunNotFusableError
+            A file is missing or unreadable, the frames do not match the start
+            document, there are no HS frames, or frames hold NaN/inf.
+        """
+        stream = self.node["primary"]
+        lr = _read(stream, self.lr_key, index, "UHS")
+        hr = _read(stream, self.hr_key, index, "HS")
+        lr_times = _read_times(stream, self.start["lr"], index, lr.shape[0], "UHS")
+        hr_times = _read_times(stream, self.start["hr"], index, hr.shape[0], "HS")
+        if hr.shape[0] == 0:
+            raise RunNotFusableError(
+                f"burst {index} has no HS frames: the HS recorded nothing in the "
+                "UHS window (check its delay and frame rate)"
+            )
+        for name, frames in (("UHS", lr), ("HS", hr)):
+            if frames.ndim != 3:
+                raise RunNotFusableError(
+                    f"burst {index}: {name} data have shape {frames.shape}, "
+                    "expected (frames, height, width)"
+                )
+            if frames.dtype.kind == "f" and not np.all(np.isfinite(frames)):
+                bad = int(np.count_nonzero(~np.isfinite(frames).all(axis=(1, 2))))
+                raise RunNotFusableError(
+                    f"burst {index}: {bad} {name} frame(s) contain NaN or inf values"
+                )
+        return RawBurst(index, lr, hr, lr_times, hr_times)
+
+
+def open_raw_run(raw: Any, uid: str) -> RawRun:
+    """Open raw run ``uid`` (a unique prefix works) and check its documents.
+
+    Parameters
+    ----------
+    raw : CatalogOfBlueskyRuns
+        The raw-run container (``bl.tiled``).
+    uid : str
+        Run uid; a unique prefix works.
+
+    Returns
+    -------
+    RawRun
+
+    Raises
+    ------
+    KeyError
+        No such run.
+    RunNotFusableError
+        The run is still open or crashed (no stop document), ended other than
+        with success, lacks the dual-camera metadata, has fewer bursts than it
+        announced, or its HDF5 files are missing.
+    """
+    node = raw[uid]
+    start = dict(node.start)
+    full_uid = str(start["uid"])
+    stop_doc = node.metadata.get("stop")
+    if not stop_doc:
+        raise RunNotFusableError(
+            "the raw run has no stop document: it is still running, or the "
+            "acquisition crashed before closing it"
+        )
+    stop = dict(stop_doc)
+    status = stop.get("exit_status")
+    if status != "success":
+        why = f" ({stop['reason']})" if stop.get("reason") else ""
+        raise RunNotFusableError(
+            f"the raw run ended with exit_status {status!r}{why}: not fused"
+        )
+    missing = [key for key in REQUIRED_BLOCKS if key not in start]
+    if missing:
+        raise RunNotFusableError(
+            f"the raw run's start document lacks {', '.join(missing)}: it was not "
+            "recorded by dual_camera_scan, so the cameras cannot be matched"
+        )
+    num_bursts = stream_length(node)
+    announced = start.get("num_points")
+    if num_bursts == 0:
+        raise RunNotFusableError("the raw run recorded no bursts")
+    if announced is not None and num_bursts < int(announced):
+        raise RunNotFusableError(
+            f"the raw run is truncated: {num_bursts} of {announced} bursts recorded"
+        )
+    run = RawRun(full_uid, start, stop, node, num_bursts)
+    _check_files(node, (run.lr_key, run.hr_key))
+    return run
+
+
+def stream_length(node: Any, stream: str = "primary") -> int:
+    """Return the number of events of ``stream`` (0 if it does not exist)."""
+    counts = (node.metadata.get("stop") or {}).get("num_events") or {}
+    if stream in counts:
+        return int(counts[stream])
+    if stream not in node:
+        return 0
+    return int(node[stream]["time"].shape[0])
+
+
+def _read(stream: Any, key: str, index: int, name: str) -> NDArray[Any]:
+    """Read burst ``index`` of data key ``key``; wrap failures in a readable error."""
+    if key not in stream:
+        raise RunNotFusableError(f"the raw run has no {name} data (key {key!r})")
+    try:
+        frames = np.asarray(stream[key][index])
+    except Exception as err:
+        raise RunNotFusableError(
+            f"could not read the {name} frames of burst {index} from Tiled "
+            f"({type(err).__name__}: {_first_line(err)})"
+        ) from err
+    frames.flags.writeable = False
+    return frames
+
+
+def _read_times(
+    stream: Any, camera: dict[str, Any], index: int, num_frames: int, name: str
+) -> NDArray[np.float64]:
+    """Return burst ``index``'s frame times, or the nominal grid if not recorded."""
+    key = camera.get("frame_times_key")
+    if key and key in stream:
+        times = np.asarray(_read(stream, key, index, name), dtype=np.float64).ravel()
+        if times.size != num_frames:
+            raise RunNotFusableError(
+                f"burst {index}: {times.size} {name} frame times for "
+                f"{num_frames} frames"
+            )
+        return times
+    logger.warning("no %s frame times recorded: using the nominal frame grid", name)
+    period = float(camera["frame_period_s"])
+    start = float(camera.get("delay_s", 0.0))
+    return start + period * np.arange(num_frames, dtype=np.float64)
+
+
+def _check_files(node: Any, keys: tuple[str, ...]) -> None:
+    """Fail fast on an HDF5 file that is missing where this host can see its folder.
+
+    Tiled answers a missing external file with HTTP 500, which its client retries
+    for tens of seconds; when the camera folder is mounted here, a plain existence
+    check says the same thing at once.
+    """
+    stream = node["primary"]
+    for key in keys:
+        if key not in stream:
+            continue
+        try:
+            sources = stream[key].data_sources() or []
+        except Exception:  # older servers do not list data sources: read instead
+            logger.debug("no data sources listed for %s", key, exc_info=True)
+            continue
+        for source in sources:
+            for asset in getattr(source, "assets", []):
+                path = Path(urlparse(asset.data_uri).path)
+                if path.parent.is_dir() and not path.exists():
+                    raise RunNotFusableError(
+                        f"the HDF5 file {path} of {key!r} is missing (moved or "
+                        "deleted after the scan)"
+                    )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else ""

@@ -1,0 +1,447 @@
+"""One raw run in, one derived run out: read from Tiled, align, fuse, write back.
+
+:func:`fuse_run` is what the fusion worker calls for every finished run and what
+``xfusion-bluesky fuse UID`` calls by hand. It never raises for a run that cannot
+be fused: the failure is written to the catalog as a derived run with
+``status="failed"`` and a one-line ``reason``, and the caller moves on. It is
+idempotent: a fusion is identified by (raw uid, method, model sha256, parameters)
+and asking again returns the existing derived run unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xfusion_bluesky import __version__
+from xfusion_bluesky.catalog.connect import Catalogs, open_catalogs
+from xfusion_bluesky.catalog.derived import (
+    DerivedFrame,
+    DerivedRunWriter,
+    fusion_key,
+    short_traceback,
+    to_counts,
+    write_failed_run,
+)
+from xfusion_bluesky.catalog.queries import FusedRun, find_by_key
+from xfusion_bluesky.catalog.reader import RawRun, open_raw_run
+from xfusion_bluesky.errors import RunNotFusableError, XFusionError
+from xfusion_bluesky.fusion import fuse_iter, normalize_attention
+from xfusion_bluesky.fusion.alignment import (
+    FieldRegistration,
+    align_hr_times,
+    register_fields,
+)
+from xfusion_bluesky.fusion.model.checkpoint import (
+    default_model_path,
+    load_model,
+    model_id,
+)
+
+__all__ = ["DEFAULT_METHOD", "ModelCache", "fuse_run"]
+
+logger = logging.getLogger(__name__)
+
+#: Method used when neither the caller nor the raw run's start document names one.
+DEFAULT_METHOD = "edvr_stf"
+#: An unfinished derived run older than this (s) whose writer cannot be checked
+#: is taken as abandoned and replaced.
+STALE_AFTER_S = 3600.0
+_NETWORK_METHODS = ("edvr_stf", "edvr")
+
+
+@dataclass
+class _Model:
+    """A loaded network (None for weight-free methods) and its provenance."""
+
+    network: Any
+    info: dict[str, Any]
+
+
+@dataclass
+class ModelCache:
+    """Networks loaded once per worker and reused for every run.
+
+    Attributes
+    ----------
+    device : str
+        Where the networks run (``"cpu"``, ``"cuda"``, ...).
+    """
+
+    device: str = "cpu"
+    _models: dict[tuple[str, str], _Model] = field(default_factory=dict)
+
+    def get(self, method: str, model: str | os.PathLike[str] | None) -> _Model:
+        """Return the network of ``method`` from ``model`` (None: shipped weights).
+
+        Raises
+        ------
+        Exception
+            Whatever loading raises (missing file, mismatched keys, ...).
+        """
+        if method not in _NETWORK_METHODS:
+            if model is not None:
+                raise XFusionError(f"method {method!r} takes no model; got {model!r}")
+            return _Model(None, {"name": None, "sha256": None, "config": None})
+        path = Path(model) if model is not None else default_model_path(method)
+        key = (method, os.fspath(path))
+        if key not in self._models:
+            network = load_model(path, device=self.device)
+            self._models[key] = _Model(
+                network,
+                {
+                    "name": path.stem,
+                    "path": os.fspath(path),
+                    "sha256": getattr(network, "model_id", None) or model_id(network),
+                    "config": {"class": type(network).__name__, **network.config},
+                },
+            )
+        return self._models[key]
+
+
+def fuse_run(
+    target: Any,
+    raw_uid: str,
+    *,
+    method: str | None = None,
+    model: str | os.PathLike[str] | None = None,
+    lr_separation: int | None = None,
+    force: bool = False,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    progress: bool = False,
+    models: ModelCache | None = None,
+    stale_after_s: float = STALE_AFTER_S,
+) -> FusedRun:
+    """Fuse raw run ``raw_uid`` and write the result to Tiled as a derived run.
+
+    Parameters
+    ----------
+    target : str, Tiled node, TiledConnection or Beamline
+        Where the runs are (see :func:`~xfusion_bluesky.catalog.connect.open_catalogs`).
+    raw_uid : str
+        The raw run (a unique uid prefix works).
+    method : str, optional
+        ``"edvr_stf"``, ``"edvr"``, ``"bicubic"``, …; default the start document's
+        ``fusion.method``, else ``"edvr_stf"``.
+    model : str or path, optional
+        Checkpoint for the network methods; None: the shipped weights.
+    lr_separation : int, optional
+        Default the start document's ``fusion.lr_separation``, else 1.
+    force : bool
+        Fuse again even if an identical derived run exists.
+    device : str
+        Where the network runs.
+    batch_size : int, optional
+        Windows per forward pass; halved and retried after an out-of-memory error.
+    progress : bool
+        Show a progress bar per burst.
+    models : ModelCache, optional
+        Reuse networks already loaded (a worker passes its own).
+    stale_after_s : float
+        An unfinished derived run this old, written by a process that cannot be
+        checked, is replaced.
+
+    Returns
+    -------
+    FusedRun
+        The derived run: new, or the existing one. ``status`` is ``"success"`` or
+        ``"failed"`` (with ``reason``).
+
+    Raises
+    ------
+    KeyError
+        No raw run ``raw_uid`` (nothing is recorded).
+    """
+    catalogs = open_catalogs(target)
+    node = catalogs.raw[raw_uid]
+    raw_start = dict(node.start)
+    full_uid = str(raw_start["uid"])
+    requested = raw_start.get("fusion") or {}
+    method = method or requested.get("method") or DEFAULT_METHOD
+    separation = int(lr_separation or requested.get("lr_separation") or 1)
+    cache = models or ModelCache(device)
+
+    fusion: dict[str, Any] = {
+        "method": method,
+        "lr_separation": separation,
+        "normalization": {"mode": "percentile", "percentiles": [0.35, 99.65]},
+        "output": {"dtype": "uint16", "scale": "HS counts"},
+        "device": device,
+        "versions": _versions(),
+        "started": time.time(),
+    }
+    try:
+        loaded = cache.get(method, model)
+        load_error: BaseException | None = None
+    except Exception as err:
+        loaded, load_error = None, err
+    model_info = (
+        loaded.info
+        if loaded is not None
+        else {"name": None, "path": os.fspath(model) if model else None, "sha256": None}
+    )
+    fusion["model"] = model_info
+    fusion["key"] = fusion_key(
+        full_uid,
+        method,
+        model_info["sha256"] or model_info.get("path"),
+        lr_separation=separation,
+        normalize=True,
+    )
+    if not force:
+        existing = _existing(catalogs, fusion["key"], stale_after_s)
+        if existing is not None:
+            logger.info("raw run %s already fused: %s", full_uid, existing.uid)
+            return existing
+    if load_error is not None:
+        reason = f"the model for {method!r} does not load: {_one_line(load_error)}"
+        return _record_failure(
+            catalogs, full_uid, fusion, reason, load_error, raw_start
+        )
+    if loaded is None:  # unreachable: a failed load returned above
+        raise RuntimeError("model neither loaded nor failed")
+    try:
+        run = open_raw_run(catalogs.raw, full_uid)
+        registration = _registration(run)
+    except Exception as err:
+        return _record_failure(catalogs, full_uid, fusion, _reason(err), err, raw_start)
+    fusion["registration"] = {**run.start["registration"], **registration.metadata()}
+    hr_window = registration.hr_window
+    writer = DerivedRunWriter(
+        catalogs.fused,
+        raw_uid=full_uid,
+        fusion=fusion,
+        frame_shape=(hr_window[2], hr_window[3]),
+        raw_start=raw_start,
+    )
+    writer.open()
+    bursts: list[dict[str, Any]] = []
+    try:
+        for k in range(run.num_bursts):
+            bursts.append(
+                _fuse_burst(
+                    writer,
+                    run,
+                    k,
+                    registration,
+                    method=method,
+                    network=loaded.network,
+                    lr_separation=separation,
+                    device=device,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+            )
+        writer.fusion["bursts"] = bursts
+        writer.close()
+    except Exception as err:
+        writer.fusion["bursts"] = bursts
+        writer.fail(_reason(err), short_traceback(err))
+    return FusedRun.open(catalogs, writer.uid)
+
+
+def _fuse_burst(
+    writer: DerivedRunWriter,
+    run: RawRun,
+    k: int,
+    registration: FieldRegistration,
+    *,
+    method: str,
+    network: Any,
+    lr_separation: int,
+    device: str,
+    batch_size: int | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """Fuse burst ``k`` into ``writer``; return what the derived run records of it."""
+    burst = run.burst(k)
+    _check_shapes(run, burst.lr.shape[1:], burst.hr.shape[1:], k)
+    alignment = align_hr_times(
+        burst.lr_times_s,
+        burst.hr_times_s,
+        float(run.start["lr"].get("frame_period_s") or 0) or None,
+    )
+    lr, hr = registration.apply(burst.lr, burst.hr)
+    hr = hr[alignment.kept]
+    bit_depth = int(run.start["hr"].get("bit_depth", 16))
+    backward = np.full(lr.shape[0], np.nan)
+    forward = np.full(lr.shape[0], np.nan)
+    written, batch = 0, batch_size
+    while True:
+        stream = fuse_iter(
+            lr,
+            hr,
+            alignment.hr_index,
+            method,
+            model=network,
+            lr_separation=lr_separation,
+            device=device,
+            batch_size=batch,
+            progress=progress,
+        )
+        try:
+            for t, frame, scores in stream:
+                if t < written:  # fused before an out-of-memory retry
+                    continue
+                window = scores.window
+                backward[t] = scores.backward_attention
+                forward[t] = scores.forward_attention
+                writer.write_frame(
+                    DerivedFrame(
+                        burst=k,
+                        frame=t,
+                        time_s=float(burst.lr_times_s[t]),
+                        fused=to_counts(frame, bit_depth),
+                        backward_attention=scores.backward_attention,
+                        forward_attention=scores.forward_attention,
+                        hr_before=int(alignment.kept[window.hr_before]),
+                        hr_after=int(alignment.kept[window.hr_after]),
+                        hr_at_reference=window.hr_at_reference,
+                    )
+                )
+                written += 1
+            break
+        except (torch.OutOfMemoryError, MemoryError):
+            batch = int(stream.params["batch_size"])
+            if batch <= 1:
+                raise
+            batch //= 2
+            logger.warning("out of memory on burst %d: batch %d next", k, batch)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        finally:
+            stream.close()
+    normalized_backward, normalized_forward = normalize_attention(
+        backward, forward, alignment.hr_index
+    )
+    writer.write_normalized(k, normalized_backward, normalized_forward)
+    return {
+        "burst": k,
+        **alignment.metadata(),
+        "lr_range": stream.params.get("lr_range"),
+        "hr_range": stream.params.get("hr_range"),
+        "batch_size": stream.params.get("batch_size"),
+        "model_id": stream.model_id,
+    }
+
+
+def _registration(run: RawRun) -> FieldRegistration:
+    """Return the common field from the start document's shapes and registration."""
+    reg = run.start["registration"]
+    return register_fields(
+        tuple(run.start["lr"]["frame_shape"]),
+        tuple(run.start["hr"]["frame_shape"]),
+        offset_hr_px=tuple(reg.get("offset_hr_px", (0.0, 0.0))),
+        flip_ud=bool(reg.get("flip_ud", False)),
+        flip_lr=bool(reg.get("flip_lr", False)),
+        scale=int(reg.get("scale", 4)),
+    )
+
+
+def _check_shapes(
+    run: RawRun, lr_shape: tuple[int, ...], hr_shape: tuple[int, ...], k: int
+) -> None:
+    for name, block, shape in (("UHS", "lr", lr_shape), ("HS", "hr", hr_shape)):
+        expected = tuple(run.start[block]["frame_shape"])
+        if tuple(shape) != expected:
+            raise RunNotFusableError(
+                f"burst {k}: the {name} frames are {shape[0]}×{shape[1]} px but the "
+                f"start document says {expected[0]}×{expected[1]}"
+            )
+
+
+def _existing(catalogs: Catalogs, key: str, stale_after_s: float) -> FusedRun | None:
+    """Return the finished or live derived run with ``key``; delete abandoned ones."""
+    found = None
+    for fused in find_by_key(catalogs, key):
+        if fused.finished:
+            found = found or fused
+        elif _abandoned(fused, stale_after_s):
+            logger.warning(
+                "derived run %s was abandoned mid-fusion (writer %s): replacing it",
+                fused.uid,
+                fused.metadata.get("worker"),
+            )
+            fused.node.delete(recursive=True, external_only=False)
+        else:
+            found = found or fused
+    return found
+
+
+def _abandoned(fused: FusedRun, stale_after_s: float) -> bool:
+    """Tell whether an unfinished derived run's writer is gone."""
+    worker = fused.metadata.get("worker") or {}
+    if worker.get("host") == socket.gethostname() and worker.get("pid"):
+        pid = int(worker["pid"])
+        if pid == os.getpid():
+            return True  # this process is not writing it (it would not ask)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        else:
+            return False
+    started = float((fused.metadata.get("fusion") or {}).get("started") or 0)
+    return time.time() - started > stale_after_s
+
+
+def _record_failure(
+    catalogs: Catalogs,
+    raw_uid: str,
+    fusion: dict[str, Any],
+    reason: str,
+    err: BaseException,
+    raw_start: dict[str, Any],
+) -> FusedRun:
+    uid = write_failed_run(
+        catalogs.fused,
+        raw_uid=raw_uid,
+        fusion=fusion,
+        reason=reason,
+        traceback=short_traceback(err),
+        raw_start=raw_start,
+    )
+    return FusedRun.open(catalogs, uid)
+
+
+def _reason(err: BaseException) -> str:
+    """One line a scientist understands: ours verbatim, others with their type."""
+    if isinstance(err, XFusionError):
+        return _one_line(err)
+    if isinstance(err, torch.OutOfMemoryError | MemoryError):
+        return (
+            "out of memory even with one window per batch: use a smaller ROI or "
+            "a bigger GPU"
+        )
+    return f"{type(err).__name__}: {_one_line(err)}"
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def _versions() -> dict[str, str]:
+    import bluesky
+    import event_model
+    import tiled
+
+    return {
+        "xfusion_bluesky": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "bluesky": bluesky.__version__,
+        "event_model": event_model.__version__,
+        "tiled": tiled.__version__,
+    }
