@@ -28,6 +28,10 @@ os.environ.update(
 # pyepics' libca a full run segfaulted once in four (element_count on a channel in
 # ophyd's metadata thread, 2026-11-25); OPHYD_CONTROL_LAYER=pyepics runs it that way.
 os.environ.setdefault("OPHYD_CONTROL_LAYER", "caproto")
+# Tiled's client retries a failed request for up to 45 s; failure tests (a deleted
+# HDF5 file, a refused write) would wait that long for an answer that is known.
+os.environ.setdefault("TILED_RETRY_ATTEMPTS", "2")
+os.environ.setdefault("TILED_RETRY_TIMEOUT", "3")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
