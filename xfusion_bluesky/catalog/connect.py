@@ -169,7 +169,7 @@ def open_catalogs(
 
     Parameters
     ----------
-    target : str, Tiled node, TiledConnection or Beamline-like
+    target : str, Tiled node, TiledConnection, Beamline-like or Catalogs
         A server URI (``http://host:8000/api/v1``, API key in the query or in
         ``api_key``), the root client, any node on the server (``bl.tiled``, the
         raw container, works), a :class:`TiledConnection`, or an object with a
@@ -189,6 +189,8 @@ def open_catalogs(
     from tiled.client import from_uri
     from tiled.client.constructors import from_context
 
+    if isinstance(target, Catalogs):
+        return target
     if hasattr(target, "connection"):
         target = target.connection
     if isinstance(target, TiledConnection):

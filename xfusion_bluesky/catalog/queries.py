@@ -248,10 +248,13 @@ def fetch_fused(
         No raw run ``raw_uid``.
     """
     deadline = None if wait is None else time.monotonic() + float(wait)
+    catalogs = open_catalogs(target, create=False)
     while True:
+        if catalogs.fused is None:  # no worker has written anything yet
+            catalogs = open_catalogs(catalogs.root, create=False)
         runs = [
             run
-            for run in find_derived(target, raw_uid)
+            for run in find_derived(catalogs, raw_uid)
             if method in (None, (run.metadata.get("fusion") or {}).get("method"))
         ]
         finished = [run for run in runs if run.finished]
