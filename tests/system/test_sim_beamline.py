@@ -1,12 +1,26 @@
+"""setup("sim") end to end, in a subprocess.
+
+``setup()`` starts its own embedded Tiled server, and Tiled keeps server settings
+per process: a second server in the test process would replace the API key of
+the session's server (every later request 401). So this runs in its own process.
+"""
+
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
-from xfusion_bluesky.beamline import run_demo_scan, setup
-from xfusion_bluesky.plans.dual_camera import dual_camera_scan
-from xfusion_bluesky.settings import Settings
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
 
+    from xfusion_bluesky.beamline import run_demo_scan, setup
+    from xfusion_bluesky.plans.dual_camera import dual_camera_scan
+    from xfusion_bluesky.settings import Settings
 
-@pytest.mark.slow
-def test_setup_sim_then_default_scan_and_demo(tmp_path):
+    tmp_path = Path(sys.argv[1])
     settings = Settings.from_env({"XFUSION_DATA": str(tmp_path)})
     bl = setup("sim", settings=settings)
     try:
@@ -25,3 +39,19 @@ def test_setup_sim_then_default_scan_and_demo(tmp_path):
     finally:
         bl.close()
     assert (tmp_path / "tiled" / "catalog.db").exists()  # persistent catalog
+    print("OK")
+    """
+)
+
+
+@pytest.mark.slow
+def test_setup_sim_then_default_scan_and_demo(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("OK")
