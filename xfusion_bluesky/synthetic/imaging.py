@@ -1,6 +1,6 @@
 """The imaging chain of an x-ray camera: beam profile, phase contrast, blur, shot noise.
 
-Applied by :mod:`xfusion_bluesky.synthetic.scene` to rendered attenuation maps, in
+Applied by :mod:`xfusion_bluesky.synthetic.families.base` to attenuation maps, in
 the order phase contrast → beam profile → scintillator blur → (optional) shot noise;
 kept apart because they model the beamline and detector, not the sample.
 """
