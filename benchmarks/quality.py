@@ -233,10 +233,16 @@ def attention_samples(result: FusionResult, hr_index: np.ndarray) -> dict[str, A
     forward = result.normalized_forward_attention
     finite = np.isfinite(backward) & np.isfinite(forward)
     keep = real & finite
+    # The backward share of the raw scores: unlike the paper's normalisation it does
+    # not move when the reference frame's own features grow or shrink.
+    raw_sum = result.backward_attention + result.forward_attention
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = result.backward_attention / raw_sum
     return {
         "offset": offset[keep],
         "backward": backward[keep],
         "forward": forward[keep],
+        "share": share[keep],
         "nan_frames": int((real & ~finite).sum()),
     }
 
@@ -306,7 +312,9 @@ def evaluate_condition(
                 pooled[method][metric].append(values[no_hr])
             per_sequence[method].append(mean_finite(scores["psnr"][no_hr])[0])
             if result is not None:
-                attention.append(attention_samples(result, hr_index))
+                samples = attention_samples(result, hr_index)
+                samples["family"] = seq.source.get("family", seq.name)
+                attention.append(samples)
     return {
         "condition": {"noise_db": cond.noise_db, "hr_every": cond.hr_every},
         "label": cond.label,
@@ -350,9 +358,26 @@ def attention_summary(samples: list[dict[str, Any]], hr_every: int) -> dict[str,
         ]
         for k in np.unique(offset)
     }
+    share = np.concatenate([s["share"] for s in samples])
+    families = sorted({s["family"] for s in samples})
+    by_family = {}
+    for family in families:
+        mine = [s for s in samples if s["family"] == family]
+        off = np.concatenate([s["offset"] for s in mine])
+        by_family[family] = {
+            "rho_backward": spearman(
+                off, np.concatenate([s["backward"] for s in mine])
+            ),
+            "rho_forward": spearman(off, np.concatenate([s["forward"] for s in mine])),
+            "rho_backward_share": spearman(
+                off, np.concatenate([s["share"] for s in mine])
+            ),
+        }
     return {
         "rho_backward": spearman(offset, backward),
         "rho_forward": spearman(offset, forward),
+        "rho_backward_share": spearman(offset, share),
+        "by_family": by_family,
         "frames": int(offset.size),
         "nan_frames": int(sum(s["nan_frames"] for s in samples)),
         "mean_by_offset": profile,  # offset -> [backward, forward]
@@ -492,6 +517,33 @@ def attention_table(conditions: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def family_table(conditions: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows: ρ per scene family, and ρ of the backward share b / (b + f)."""
+    families = sorted(
+        {f for cond in conditions for f in cond["attention"].get("by_family", {})}
+    )
+    if len(families) < 2:
+        return []
+    lines = [
+        "| condition | ρ of | " + " | ".join(families) + " | all |",
+        "|---|---|" + "---:|" * (len(families) + 1),
+    ]
+    for cond in conditions:
+        attn = cond["attention"]
+        for key, name in (
+            ("rho_backward", "normalised backward"),
+            ("rho_forward", "normalised forward"),
+            ("rho_backward_share", "share b / (b + f)"),
+        ):
+            values = [_fmt(attn["by_family"][f][key], 2) for f in families]
+            lines.append(
+                f"| {cond['label']} | {name} | "
+                + " | ".join(values)
+                + f" | {_fmt(attn[key], 2)} |"
+            )
+    return lines
+
+
 def target_table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown rows: every target, its value, threshold and PASS/FAIL."""
     lines = [
@@ -519,6 +571,8 @@ def dataset_report(title: str, conditions: list[dict[str, Any]], gate: bool) -> 
             *quality_table(conditions),
             "",
             *attention_table(conditions),
+            "",
+            *family_table(conditions),
             "",
             f"Targets, {kind}: {passed}/{len(rows)} pass",
             "",
