@@ -11,6 +11,8 @@
 ``XFUSION_HDF5_DIR``       where the cameras write HDF5 (default ``$XFUSION_DATA/hdf5``)
 ``XFUSION_SCENE``          scene family of the simulated event (default the
                            scene generator's default)
+``XFUSION_FUSION``         automatic fusion in the profile: ``process`` (default,
+                           a worker process), ``thread`` or ``off``
 =========================  ==========================================================
 """
 
@@ -25,6 +27,7 @@ __all__ = ["DEFAULT_IOC_PREFIX", "Settings"]
 
 DEFAULT_IOC_PREFIX = "XF:XFUSION:"
 _MODES = ("sim", "epics")
+_FUSION_MODES = ("process", "thread", "off")
 
 
 def _default_data_dir() -> Path:
@@ -51,6 +54,8 @@ class Settings:
         PV prefix of the EPICS devices.
     scene_family : str or None
         Scene family of the simulation (None: the generator's default).
+    fusion : str
+        ``"process"``, ``"thread"`` or ``"off"``: how the profile fuses runs.
     """
 
     data_dir: Path
@@ -60,6 +65,7 @@ class Settings:
     beamline: str
     ioc_prefix: str
     scene_family: str | None
+    fusion: str = "process"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,7 +74,8 @@ class Settings:
         Raises
         ------
         ValueError
-            ``XFUSION_BEAMLINE`` is neither ``sim`` nor ``epics`` (a plain
+            ``XFUSION_BEAMLINE`` is neither ``sim`` nor ``epics``, or
+            ``XFUSION_FUSION`` not one of ``process``, ``thread``, ``off`` (a plain
             ValueError: settings sits beside errors, below every other layer).
         """
         env = os.environ if environ is None else environ
@@ -79,6 +86,11 @@ class Settings:
             raise ValueError(
                 f"XFUSION_BEAMLINE must be one of {_MODES}; got {beamline!r}"
             )
+        fusion = env.get("XFUSION_FUSION", "process").strip().lower() or "process"
+        if fusion not in _FUSION_MODES:
+            raise ValueError(
+                f"XFUSION_FUSION must be one of {_FUSION_MODES}; got {fusion!r}"
+            )
         return cls(
             data_dir=data_dir,
             hdf5_dir=hdf5_dir,
@@ -87,4 +99,5 @@ class Settings:
             beamline=beamline,
             ioc_prefix=env.get("XFUSION_IOC_PREFIX") or DEFAULT_IOC_PREFIX,
             scene_family=env.get("XFUSION_SCENE") or None,
+            fusion=fusion,
         )

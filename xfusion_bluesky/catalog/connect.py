@@ -129,6 +129,7 @@ def connect(
             directory = Path(data_dir).expanduser().resolve() / "tiled"
             directory.mkdir(parents=True, exist_ok=True)
         server = SimpleTiledServer(directory=directory, readable_storage=[hdf5_path])
+        _pool_table_connections(server.storage)
         uri = server.uri
         logger.info("embedded Tiled server at %s (data in %s)", uri, server.directory)
     try:
@@ -146,6 +147,26 @@ def connect(
         connection.close()
         raise
     return connection
+
+
+def _pool_table_connections(storage: Any) -> None:
+    """Give each request its own connection to the embedded server's DuckDB tables.
+
+    tiled 0.2.20 serves DuckDB tables through a StaticPool: one ADBC connection
+    shared by every request thread. Two clients appending at once (the
+    RunEngine's raw run and the fusion worker's derived run) then get HTTP 500s
+    ("No active transaction") and can crash the process (segfault, heap
+    corruption: 3 writers of 5 runs crashed it every time). Clones of the
+    connection share the database and are safe, one per thread.
+    """
+    import sqlalchemy.pool
+
+    if getattr(storage, "dialect", None) != "duckdb":
+        return
+    storage.dispose()  # drops the shared connection and its StaticPool
+    storage.__dict__["_connection_pool"] = sqlalchemy.pool.QueuePool(
+        storage._adbc_connection.adbc_clone, pool_size=5, max_overflow=10
+    )
 
 
 @dataclass(frozen=True)
@@ -332,7 +353,8 @@ def server_config(
     Raises
     ------
     InvalidInputError
-        No API key, or a catalog URI that is neither SQLite nor PostgreSQL.
+        No API key or one that is not alphanumeric, or a catalog URI that is
+        neither SQLite nor PostgreSQL.
     """
     from xfusion_bluesky.errors import InvalidInputError
 
@@ -340,6 +362,11 @@ def server_config(
         raise InvalidInputError(
             "api_key is required for a standalone Tiled server; set "
             "XFUSION_TILED_API_KEY or pass --api-key"
+        )
+    if not api_key.isalnum():  # else the server exits at start-up, in its log only
+        raise InvalidInputError(
+            "api_key must hold letters and digits only (Tiled refuses others); "
+            "e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
         )
     root = Path(data_dir).expanduser().resolve() / "tiled"
     if catalog_uri is None:

@@ -46,8 +46,12 @@ logger = logging.getLogger(__name__)
 DERIVED_SPEC = "DerivedRun"
 #: ``plan_name`` of derived runs.
 PLAN_NAME = "xfusion_fuse"
-#: Frames per TiledWriter batch: fewer requests, still visible within seconds.
-WRITE_BATCH = 8
+#: Bytes of fused frames per TiledWriter request: each request costs ~50 ms, so
+#: batching is most of the pipeline's overhead on small frames (8 frames per batch:
+#: 21 % of the model time at 128×192; see benchmarks/bench_pipeline.py).
+WRITE_BATCH_BYTES = 16 * 2**20
+#: Most frames per request: a viewer still sees new frames every few seconds.
+MAX_WRITE_BATCH = 64
 #: Lines of traceback kept in a failed run's start document.
 TRACEBACK_LINES = 12
 
@@ -172,7 +176,10 @@ class DerivedRunWriter:
 
         self._t0 = time.perf_counter()
         self.fusion.setdefault("started", time.time())
-        self._writer = TiledWriter(self.fused, batch_size=WRITE_BATCH, max_array_size=0)
+        height, width = (int(v) for v in self.frame_shape)
+        frame_bytes = 2 * height * width
+        batch = max(1, min(MAX_WRITE_BATCH, WRITE_BATCH_BYTES // frame_bytes))
+        self._writer = TiledWriter(self.fused, batch_size=batch, max_array_size=0)
         self._bundle = compose_run(
             metadata=_start_metadata(
                 self.raw_uid, self.fusion, "running", self.raw_start
@@ -182,7 +189,6 @@ class DerivedRunWriter:
         self._writer("start", self._bundle.start_doc)
         scalar = {"source": "xfusion", "dtype": "number", "shape": []}
         integer = {"source": "xfusion", "dtype": "integer", "shape": []}
-        height, width = (int(v) for v in self.frame_shape)
         self._frames = self._bundle.compose_descriptor(
             name="primary",
             data_keys={
@@ -280,17 +286,19 @@ class DerivedRunWriter:
             exit_status="success" if status == "success" else "fail",
             reason=reason,
         )
-        self._writer("stop", stop)
         self.fusion.update(timing)
         outcome: dict[str, Any] = {"status": status, "fusion": self.fusion}
         if status != "success":
             outcome["reason"] = reason
             outcome["traceback"] = traceback or ""
         # The start document is the record users search (Key("start.status")):
-        # it learns the outcome once, when the run ends.
+        # it learns the outcome once, when the run ends, and before the stop
+        # document: readers take a stop as "finished", so the record must be
+        # complete by then.
         self.fused[self.uid].update_metadata(
             metadata={"start": outcome}, drop_revision=True
         )
+        self._writer("stop", stop)
         log = logger.info if status == "success" else logger.warning
         log("derived run %s %s (%d frames)", self.uid, status, self._count)
 

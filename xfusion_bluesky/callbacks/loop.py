@@ -1,0 +1,352 @@
+"""The worker's loop: catch up, then fuse each queued uid; never dies on a run.
+
+:func:`serve` is the body of a :class:`~xfusion_bluesky.callbacks.worker.FusionWorker`,
+in a child process or a thread alike. It connects to Tiled by URI (a process cannot
+inherit a client), fuses every fusion-requested raw run that has no finished derived
+run yet (:func:`pending_runs`: after a crash nothing is lost), then takes uids from
+its queue and looks again every ``poll_s`` seconds in case a notification went
+missing. Each run goes through :func:`~xfusion_bluesky.pipeline.fuse_run` inside
+``try/except``: a bad run becomes a ``failed`` derived run (or, when Tiled itself
+fails, a logged error) and the loop goes on. What happened to each run is reported
+through ``emit("result", FusionOutcome)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from xfusion_bluesky.callbacks.fusion import fusion_requested
+
+__all__ = [
+    "FusionOutcome",
+    "WorkerConfig",
+    "pending_runs",
+    "redact",
+    "serve",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Longest the loop blocks on its queue before it checks ``stop`` and the parent.
+IDLE_TICK_S = 0.5
+#: Seconds between two looks at a submitted run whose stop is not in Tiled yet.
+STOP_POLL_S = 0.2
+
+#: ``emit(kind, payload)``: ``("result", FusionOutcome)``, ``("caught_up", int)``,
+#: ``("fatal", str)``.
+Emit = Callable[[str, Any], None]
+
+
+class JobQueue(Protocol):
+    """``queue.Queue`` or ``multiprocessing.Queue`` of ``(job, uid)`` or None (stop)."""
+
+    def get(self, block: bool = ..., timeout: float | None = ...) -> Any:
+        """Return the next item; raise ``queue.Empty`` after ``timeout``."""
+
+
+class StopFlag(Protocol):
+    """``threading.Event`` or ``multiprocessing.Event``."""
+
+    def is_set(self) -> bool:
+        """Tell whether the worker should stop."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What the loop needs; plain values so it crosses a process boundary.
+
+    Attributes
+    ----------
+    tiled_uri : str
+        Tiled server URI (an embedded server's carries ``?api_key=``).
+    api_key : str or None
+        API key for a URI without one.
+    method, model : str or None
+        Override the start document's method; checkpoint path (None: shipped).
+    device : str
+        Where the network runs.
+    batch_size : int or None
+        Windows per forward pass.
+    catch_up : bool
+        Fuse pending runs when the loop starts.
+    since : float or None
+        Only raw runs started after this (epoch s) are caught up; None: all.
+    poll_s : float or None
+        Seconds between catch-ups while running; None: only at start.
+    stop_wait_s : float
+        How long a submitted run may take to show its stop document in Tiled.
+    torch_threads : int or None
+        ``torch.set_num_threads`` for the loop's process; None leaves torch's.
+    parent_pid : int or None
+        Exit when this process is gone (a child whose RunEngine died).
+    """
+
+    tiled_uri: str
+    api_key: str | None = None
+    method: str | None = None
+    model: str | None = None
+    device: str = "cpu"
+    batch_size: int | None = None
+    catch_up: bool = True
+    since: float | None = None
+    poll_s: float | None = 60.0
+    stop_wait_s: float = 30.0
+    torch_threads: int | None = None
+    parent_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class FusionOutcome:
+    """What the worker did with one raw run.
+
+    Attributes
+    ----------
+    raw_uid : str
+        The raw run.
+    status : str
+        ``"success"`` / ``"failed"`` (a derived run records it), ``"running"``
+        (another live worker writes it), ``"skipped"`` (not requested, no stop
+        document, unknown uid) or ``"error"`` (nothing could be recorded, e.g.
+        Tiled unreachable; a later catch-up retries).
+    derived_uid : str or None
+        The derived run, when there is one.
+    reason : str
+        Why it failed or was skipped; empty for a success.
+    wall_s : float
+        Seconds spent on it.
+    trigger : str
+        ``"submitted"``, ``"catch-up"`` or ``"poll"``.
+    job : int or None
+        Sequence number of a submitted job.
+    """
+
+    raw_uid: str
+    status: str
+    derived_uid: str | None = None
+    reason: str = ""
+    wall_s: float = 0.0
+    trigger: str = "submitted"
+    job: int | None = None
+
+
+def redact(uri: str) -> str:
+    """Return ``uri`` with its API key masked, for logs and errors."""
+    return re.sub(r"(api_key=)[^&]+", r"\1***", uri)
+
+
+def pending_runs(catalogs: Any, *, since: float | None = None) -> list[str]:
+    """List fusion-requested, finished raw runs with no finished derived run.
+
+    Parameters
+    ----------
+    catalogs : Catalogs
+        From :func:`~xfusion_bluesky.catalog.connect.open_catalogs`.
+    since : float, optional
+        Only raw runs started at or after this time (epoch s).
+
+    Returns
+    -------
+    list of str
+        Raw uids, oldest first. A run whose derived run is still ``running`` is
+        listed: its writer may have been killed (``fuse_run`` decides).
+    """
+    from tiled.queries import Eq, Key, NotEq
+
+    requested = catalogs.raw.search(Eq("start.fusion.requested", True))
+    finished = catalogs.fused.search(NotEq("start.status", "running"))
+    if since is not None:
+        requested = requested.search(Key("start.time") >= since)
+        finished = finished.search(Key("start.time") >= since)
+    distinct = finished.distinct("start.derived_from")["metadata"]
+    done = {item["value"] for item in distinct.get("start.derived_from") or []}
+    found: list[tuple[float, str]] = []
+    for node in requested.values():
+        metadata = node.metadata
+        start = metadata.get("start") or {}
+        uid = str(start.get("uid"))
+        # A run without a stop is still being written (or its RunEngine died).
+        if metadata.get("stop") and uid not in done:
+            found.append((float(start.get("time") or 0.0), uid))
+    return [uid for _, uid in sorted(found)]
+
+
+def serve(config: WorkerConfig, jobs: JobQueue, stop: StopFlag, emit: Emit) -> None:
+    """Run the worker until ``stop`` is set, None is queued, or the parent exits.
+
+    Parameters
+    ----------
+    config : WorkerConfig
+        Where Tiled is and how to fuse.
+    jobs : queue
+        ``(job, uid)`` items; None ends the loop.
+    stop : Event
+        Set to end the loop after the current run.
+    emit : callable
+        ``emit(kind, payload)``; see :data:`Emit`.
+    """
+    if config.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(config.torch_threads)))
+    try:
+        loop = _Loop(config, emit)
+    except Exception as err:  # worker boundary: say why, then stop
+        message = (
+            f"fusion worker cannot open Tiled at {redact(config.tiled_uri)}: "
+            f"{type(err).__name__}: {redact(str(err))}"
+        )
+        # No traceback kept (logger.exception would hold it in log records): its
+        # frames hold the half-built client, which must go now, not at exit.
+        logger.error("%s", message)
+        emit("fatal", message)
+        return
+    try:
+        loop.run(jobs, stop)
+    finally:
+        loop.close()
+
+
+class _Loop:
+    """One connection to Tiled, one model cache, and the fuse-one-run step."""
+
+    def __init__(self, config: WorkerConfig, emit: Emit) -> None:
+        from xfusion_bluesky.catalog.connect import open_catalogs
+        from xfusion_bluesky.pipeline import ModelCache
+
+        self.config = config
+        self.emit = emit
+        self.catalogs = open_catalogs(config.tiled_uri, api_key=config.api_key)
+        self.models = ModelCache(config.device)
+
+    def run(self, jobs: JobQueue, stop: StopFlag) -> None:
+        poll_s = self.config.poll_s
+        if self.config.catch_up:
+            self.catch_up("catch-up", stop)
+        self.emit("caught_up", None)
+        next_poll = time.monotonic() + poll_s if poll_s else math.inf
+        while not stop.is_set() and self._parent_alive():
+            wait = min(IDLE_TICK_S, max(0.0, next_poll - time.monotonic()))
+            try:
+                item = jobs.get(timeout=wait)
+            except queue.Empty:
+                item = ()
+            if item is None:
+                break
+            if item:
+                job, uid = item
+                self.fuse(str(uid), trigger="submitted", job=int(job))
+            if poll_s and time.monotonic() >= next_poll:
+                self.catch_up("poll", stop)
+                next_poll = time.monotonic() + poll_s
+        logger.info("fusion worker stopped")
+
+    def close(self) -> None:
+        """Close the Tiled client (its sockets)."""
+        self.catalogs.root.context.close()
+
+    def _parent_alive(self) -> bool:
+        # A child whose RunEngine process died is re-parented: stop, do not linger.
+        parent = self.config.parent_pid
+        return parent is None or os.getppid() == parent
+
+    def catch_up(self, trigger: str, stop: StopFlag) -> int:
+        """Fuse every pending run; return how many were tried."""
+        try:
+            uids = pending_runs(self.catalogs, since=self.config.since)
+        except Exception:  # Tiled down: the next poll tries again
+            logger.exception("fusion worker could not list pending runs")
+            return 0
+        if uids or trigger == "catch-up":
+            logger.info("%s: %d raw run(s) to fuse", trigger, len(uids))
+        for uid in uids:
+            if stop.is_set():
+                break
+            self.fuse(uid, trigger=trigger)
+        return len(uids)
+
+    def fuse(self, uid: str, *, trigger: str, job: int | None = None) -> FusionOutcome:
+        """Fuse raw run ``uid`` (unless skipped); emit and return the outcome."""
+        from xfusion_bluesky.pipeline import fuse_run
+
+        tick = time.perf_counter()
+        derived, status, reason = None, "skipped", ""
+        try:
+            start = self._finished_start(uid)
+            if start is None:
+                reason = (
+                    f"no stop document in Tiled within {self.config.stop_wait_s:g} s "
+                    "(still running?): a later catch-up fuses it"
+                )
+            elif not fusion_requested(start):
+                reason = "the run did not request fusion (start.fusion.requested)"
+            else:
+                fused = fuse_run(
+                    self.catalogs.root,
+                    uid,
+                    method=self.config.method,
+                    model=self.config.model,
+                    device=self.config.device,
+                    batch_size=self.config.batch_size,
+                    models=self.models,
+                )
+                derived, status, reason = fused.uid, fused.status, fused.reason
+        except KeyError:
+            reason = f"no raw run {uid} in Tiled"
+        except Exception as err:  # worker boundary: the next run still gets fused
+            logger.exception("fusion of raw run %s failed in the worker", uid)
+            status, reason = "error", f"{type(err).__name__}: {redact(str(err))}"
+        outcome = FusionOutcome(
+            raw_uid=uid,
+            status=status,
+            derived_uid=derived,
+            reason=reason.splitlines()[0] if reason else "",
+            wall_s=time.perf_counter() - tick,
+            trigger=trigger,
+            job=job,
+        )
+        log = logger.info if status in ("success", "running") else logger.warning
+        log(
+            "raw run %s: %s%s in %.1f s (%s)%s",
+            uid[:8],
+            status,
+            f" -> derived run {derived[:8]}" if derived else "",
+            outcome.wall_s,
+            trigger,
+            f": {outcome.reason}" if outcome.reason else "",
+        )
+        self.emit("result", outcome)
+        return outcome
+
+    def _finished_start(self, uid: str) -> dict[str, Any] | None:
+        """Return the raw run's start once its stop is in Tiled; None on timeout.
+
+        A 0MQ or callback notification can overtake TiledWriter's write of the
+        stop document; fusing then would record a spurious "still running" failure.
+
+        Raises
+        ------
+        KeyError
+            No such raw run, even after waiting.
+        """
+        deadline = time.monotonic() + self.config.stop_wait_s
+        while True:
+            try:
+                metadata = self.catalogs.raw[uid].metadata
+                if metadata.get("stop"):
+                    return dict(metadata["start"])
+                missing: KeyError | None = None
+            except KeyError as err:
+                missing = err
+            if time.monotonic() >= deadline:
+                if missing is not None:
+                    raise missing
+                return None
+            time.sleep(STOP_POLL_S)
