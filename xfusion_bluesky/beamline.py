@@ -4,6 +4,9 @@
 ``bl.hs``, ``bl.timing`` and ``bl.tiled`` (the catalog of raw runs: ``bl.tiled[uid]``,
 ``bl.tiled[-1]``) are ready, and registers the devices as the plans' defaults, so
 ``bl.RE(dual_camera_scan())`` just works; ``bl.close()`` stops what it started.
+``setup(..., fusion="process")`` (or ``bl.start_fusion()``) adds automatic fusion:
+a :class:`~xfusion_bluesky.callbacks.FusionWorker` on the beamline's Tiled, fed by
+a :class:`~xfusion_bluesky.callbacks.FusionCallback` on ``bl.RE``.
 The profile's startup files and the demo call it.
 """
 
@@ -49,11 +52,18 @@ class RoiPreset:
     uhs_frames: int = 128
 
 
-#: ``small`` (default): fused in well under 2 min on 2 CPU cores, HR every 16 LR
-#: frames; ``full``: both full sensors, HR every 16 (the HS at 75 kHz of 76 kHz).
+#: Seconds ``Beamline.close()`` lets the fusion worker finish its current run.
+FUSION_CLOSE_TIMEOUT_S = 5.0
+
+#: ``small`` (default): 128 frames fused by the small EDVR-STF in ~1.5–2.5 min on 2
+#: CPU cores, HR every 16 LR frames; ``full``: both full sensors, HR every 16 (the
+#: HS at 75 kHz of 76 kHz);
+#: ``demo`` (``make demo``): a 128×192 HS field inside a 40×56 UHS ROI (so the
+#: registration crops), HR every 10, fused in ~20–40 s on one CPU core.
 ROI_PRESETS: dict[str, RoiPreset] = {
     "small": RoiPreset((64, 96), (256, 384), 2e6, 125e3),
     "full": RoiPreset((250, 400), (800, 1280), 1.2e6, 75e3),
+    "demo": RoiPreset((40, 56), (128, 192), 2e6, 200e3),
 }
 
 
@@ -77,6 +87,8 @@ class Beamline:
         ``"sim"`` or ``"epics"``.
     hdf5_dir : Path
         Where the cameras write their HDF5 files.
+    fusion_worker : FusionWorker or None
+        The automatic-fusion worker, once :meth:`start_fusion` ran.
     """
 
     RE: RunEngine
@@ -88,15 +100,59 @@ class Beamline:
     connection: TiledConnection
     mode: str
     hdf5_dir: Path
+    fusion_worker: Any = None
     _tokens: list[int] = field(default_factory=list, repr=False)
 
+    def start_fusion(self, mode: str = "process", **options: Any) -> Any:
+        """Fuse every finished run automatically: start a worker, subscribe a callback.
+
+        Parameters
+        ----------
+        mode : {"process", "thread"}
+            The worker runs in a child process (default) or a thread.
+        **options
+            More :class:`~xfusion_bluesky.callbacks.FusionWorker` keywords
+            (``method``, ``device``, ``since``, ...).
+
+        Returns
+        -------
+        FusionWorker
+            Also ``bl.fusion_worker``; ``bl.close()`` stops it.
+
+        Raises
+        ------
+        InvalidInputError
+            Unknown ``mode``, or a worker already runs.
+        """
+        from xfusion_bluesky.callbacks import FusionCallback, FusionWorker
+
+        if self.fusion_worker is not None:
+            raise InvalidInputError(
+                "automatic fusion already runs on this beamline (bl.fusion_worker)"
+            )
+        worker = FusionWorker(
+            self.connection.uri,
+            api_key=self.connection.client.context.api_key,
+            mode=mode,
+            **options,
+        ).start()
+        self.fusion_worker = worker
+        self._tokens.append(int(self.RE.subscribe(FusionCallback(worker))))
+        return worker
+
     def close(self) -> None:
-        """Unsubscribe the writer, stop the embedded Tiled server, drop the defaults."""
+        """Unsubscribe the callbacks, stop the fusion worker and the embedded server."""
         for token in self._tokens:
             self.RE.unsubscribe(token)
         self._tokens.clear()
-        set_default_devices(None)
-        self.connection.close()
+        try:
+            if self.fusion_worker is not None:
+                # A run cut short here is re-fused by the next worker's catch-up.
+                self.fusion_worker.close(timeout=FUSION_CLOSE_TIMEOUT_S)
+                self.fusion_worker = None
+        finally:
+            set_default_devices(None)
+            self.connection.close()
 
 
 def setup(
@@ -111,6 +167,7 @@ def setup(
     scene_family: str | None = None,
     scene_seed: int = 0,
     settings: Settings | None = None,
+    fusion: str | None = None,
 ) -> Beamline:
     """Build the RunEngine, Tiled and the devices; return them as a :class:`Beamline`.
 
@@ -128,7 +185,7 @@ def setup(
         Where the cameras write; default ``XFUSION_HDF5_DIR`` or ``data_dir/hdf5``.
     prefix : str, optional
         EPICS PV prefix; default ``XFUSION_IOC_PREFIX``.
-    roi : {"small", "full"}
+    roi : {"small", "full", "demo"}
         ROI and rate preset (:data:`ROI_PRESETS`); ``full`` is both full sensors.
     scene_family : str, optional
         Simulated event's scene family; default ``XFUSION_SCENE`` or the scene
@@ -137,6 +194,9 @@ def setup(
         Seed of the simulated event (burst k images seed + k).
     settings : Settings, optional
         Overrides the environment (tests).
+    fusion : {"process", "thread", "off"}, optional
+        Start automatic fusion (:meth:`Beamline.start_fusion`); None or
+        ``"off"``: none (the profile reads ``XFUSION_FUSION``).
 
     Returns
     -------
@@ -145,7 +205,7 @@ def setup(
     Raises
     ------
     InvalidInputError
-        Unknown ``mode`` or ``roi``.
+        Unknown ``mode``, ``roi`` or ``fusion``.
     StorageNotReadableError
         The Tiled server cannot read ``hdf5_dir``.
     """
@@ -155,6 +215,10 @@ def setup(
         raise InvalidInputError(f"mode must be 'sim' or 'epics'; got {mode!r}")
     if roi not in ROI_PRESETS:
         raise InvalidInputError(f"roi must be one of {tuple(ROI_PRESETS)}; got {roi!r}")
+    if fusion not in (None, "off", "process", "thread"):
+        raise InvalidInputError(
+            f"fusion must be 'process', 'thread', 'off' or None; got {fusion!r}"
+        )
     data_root = Path(data_dir).expanduser() if data_dir is not None else env.data_dir
     if hdf5_dir is not None:
         hdf5_path = Path(hdf5_dir)
@@ -186,7 +250,7 @@ def setup(
         raise
     set_default_devices(BeamlineDevices(uhs, hs, timing, registration))
     logger.info("%s beamline ready; raw runs in %s", mode, connection.uri)
-    return Beamline(
+    beamline = Beamline(
         RE=RE,
         uhs=uhs,
         hs=hs,
@@ -198,6 +262,13 @@ def setup(
         hdf5_dir=hdf5_path,
         _tokens=[token],
     )
+    if fusion in ("process", "thread"):
+        try:
+            beamline.start_fusion(fusion)
+        except Exception:
+            beamline.close()
+            raise
+    return beamline
 
 
 def _sim_devices(hdf5_dir: Path, family: str | None, seed: int) -> tuple[Any, Any, Any]:

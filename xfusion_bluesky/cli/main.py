@@ -16,7 +16,17 @@ from collections.abc import Sequence
 from xfusion_bluesky import __version__
 
 #: Verb modules, in the order ``--help`` lists them.
-VERBS: tuple[str, ...] = ("demo", "train", "sim_ioc", "serve")
+VERBS: tuple[str, ...] = (
+    "demo",
+    "fuse",
+    "show",
+    "export",
+    "train",
+    "evaluate",
+    "sim_ioc",
+    "serve",
+    "worker",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO, the embedded server's with ?api_key=...
+    # in the URL: a secret in the log. Its warnings and errors still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
