@@ -1,11 +1,14 @@
 """Fusion speed per method at the paper's frame size, and peak memory of a long burst.
 
 Prints a table of seconds per fused frame (median of repeats) and frames per second for
-bicubic, the small shipped EDVR-STF/EDVR configs and the paper-size EDVR-STF, on the CPU
-and, where CUDA exists, on the GPU in float32 and bfloat16. Ratios are against bicubic
-run in this same process and against the paper's published times (EDVR-STF 0.0665 s
-per frame on one A100; bicubic 0.0006 s on a CPU). Random weights: speed does not
-depend on their values.
+bicubic, the Bayesian (Kalman + K-means) baseline, the small shipped EDVR-STF/EDVR
+configs and the paper-size EDVR-STF, on the CPU and, where CUDA exists, on the GPU in
+float32 and bfloat16. Ratios are against bicubic run in this same process and against
+the paper's published times (EDVR-STF 0.0665 s per frame on one A100; bicubic 0.0006 s
+on a CPU; Bayesian 77.4 s on a Xeon Gold 6334). Random weights: speed does not depend
+on their values. The Bayesian baseline caches its calibration and clusters per HR
+interval, so it is timed twice: all frames in one interval (config "K=8") and a new
+interval for every fused frame (HR every 2, config "K=8, HR every 2").
 
     python benchmarks/bench_fusion.py          # CPU table + memory of a 256-frame burst
     python benchmarks/bench_fusion.py --quick  # fewer repeats, no paper-size CPU row
@@ -27,23 +30,31 @@ import torch
 from xfusion_bluesky.fusion import fuse
 from xfusion_bluesky.fusion.model import edvr_small, edvr_stf_paper, edvr_stf_small
 
-PAPER_S_PER_FRAME = {"edvr_stf": 0.0665, "bicubic": 0.0006}
+PAPER_S_PER_FRAME = {"edvr_stf": 0.0665, "bicubic": 0.0006, "bayesian": 77.4}
 LR_SHAPE = (100, 256)  # paper frame size: LR 100×256 → HR 400×1024
 
 
-def _sequence(frames: int, lr_shape: tuple[int, int], seed: int = 0):
+def _sequence(frames: int, lr_shape: tuple[int, int], seed: int = 0, hr_every=None):
+    """Random LR frames; HR frames at both ends, or every ``hr_every`` frames."""
     rng = np.random.default_rng(seed)
     h, w = lr_shape
+    index = np.array([0, frames - 1])
+    if hr_every:
+        index = np.arange(0, frames, hr_every)
     lr = rng.random((frames, h, w), dtype=np.float32)
-    hr = rng.random((2, 4 * h, 4 * w), dtype=np.float32)
-    return lr, hr, np.array([0, frames - 1])
+    hr = rng.random((index.size, 4 * h, 4 * w), dtype=np.float32)
+    return lr, hr, index
 
 
-def time_method(method, model, *, frames, repeats, device, dtype=None):
-    """Median seconds per frame of fuse() over ``repeats`` runs (after one warm-up)."""
-    lr, hr, index = _sequence(frames, LR_SHAPE)
+def time_method(method, model, *, frames, repeats, device, dtype=None, hr_every=None):
+    """Median seconds per fused frame of fuse() over ``repeats`` runs (after a warm-up).
+
+    Frames at an HR instant are copies of the HR frame; they are not counted.
+    """
+    lr, hr, index = _sequence(frames, LR_SHAPE, hr_every=hr_every)
+    fused = frames - index.size if method == "bayesian" else frames
     kwargs = {"model": model, "device": device, "dtype": dtype, "batch_size": 1}
-    fuse(lr[:2, :8, :8], hr[:, :32, :32], [0, 1], method, **kwargs)  # warm-up
+    fuse(lr[:2, :8, :8], hr[:2, :32, :32], [0, 1], method, **kwargs)  # warm-up
     times = []
     for _ in range(repeats):
         if device == "cuda":
@@ -52,7 +63,7 @@ def time_method(method, model, *, frames, repeats, device, dtype=None):
         fuse(lr, hr, index, method, **kwargs)
         if device == "cuda":
             torch.cuda.synchronize()
-        times.append((time.perf_counter() - tick) / frames)
+        times.append((time.perf_counter() - tick) / fused)
     return statistics.median(times)
 
 
@@ -92,6 +103,11 @@ def peak_rss(frames: int, lr_shape: tuple[int, int], fused: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _ratio(value: float) -> str:
+    """Format a time ratio: whole numbers from 10 up, two significant digits below."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -109,6 +125,8 @@ def main() -> None:
     rows = []
     cases = [
         ("bicubic", "—", None, "cpu", None, 8),
+        ("bayesian", "K=8", None, "cpu", None, 22),
+        ("bayesian", "K=8, HR every 2", None, "cpu", None, 21),
         ("edvr", "small", edvr_small().eval(), "cpu", None, 3),
         ("edvr_stf", "small", edvr_stf_small().eval(), "cpu", None, 3),
     ]
@@ -124,7 +142,13 @@ def main() -> None:
     for method, config, model, device, dtype, frames in cases:
         runs = 1 if config == "paper" and device == "cpu" else repeats  # ~45 s/frame
         seconds = time_method(
-            method, model, frames=frames, repeats=runs, device=device, dtype=dtype
+            method,
+            model,
+            frames=frames,
+            repeats=runs,
+            device=device,
+            dtype=dtype,
+            hr_every=2 if "HR every 2" in config else None,
         )
         rows.append(
             (
@@ -145,10 +169,10 @@ def main() -> None:
     print("|---|---|---|---|---:|---:|---:|---:|")
     for method, config, device, dtype, seconds in rows:
         paper = PAPER_S_PER_FRAME.get(method)
-        vs_paper = f"{seconds / paper:.2f}" if paper else "—"
+        vs_paper = _ratio(seconds / paper) if paper else "—"
         print(
             f"| {method} | {config} | {device} | {dtype} | {seconds:.4f} | "
-            f"{1 / seconds:.2f} | {seconds / bicubic:.0f} | {vs_paper} |"
+            f"{1 / seconds:.2f} | {_ratio(seconds / bicubic)} | {vs_paper} |"
         )
     shape = (250, 400)
     rss = peak_rss(256, shape, args.rss_frames)

@@ -35,7 +35,7 @@ from xfusion_bluesky.fusion.inputs import (
     sequence_range,
 )
 from xfusion_bluesky.fusion.model.edvr_stf import SCALE
-from xfusion_bluesky.fusion.protocols import Fuser
+from xfusion_bluesky.fusion.protocols import Fuser, PairedFuser
 from xfusion_bluesky.fusion.windows import (
     check_hr_index,
     normalize_attention,
@@ -125,10 +125,25 @@ class FusionStream(Iterator[tuple[int, NDArray[np.float32], FrameScores]]):
         """Stop early and release the progress bar."""
         self._frames.close()
 
+    def _lr_rows(self, refs: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Return the LR frames of each window, (b, 3).
+
+        ``[t − s, t, t + s]``, or for a :class:`PairedFuser` the instants
+        ``[t_a, t, t_b]`` of the HR frames before and after and of the reference.
+        """
+        if not isinstance(self._fuser, PairedFuser):
+            return self.plan.lr_indices[refs]
+        index = self.plan.hr_index
+        before, after = (
+            index[self.plan.hr_before[refs]],
+            index[self.plan.hr_after[refs]],
+        )
+        return np.stack([before, refs, after], 1)
+
     def _batch(self, refs: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather, normalise and pad the LR and HR tensors of frames ``refs``."""
         b, (h, w) = refs.size, self._lr.shape[1:]
-        lr = self._lr[self.plan.lr_indices[refs].ravel()]  # (b·3, h, w), a copy
+        lr = self._lr[self._lr_rows(refs).ravel()]  # (b·3, h, w), a copy
         hr_pick = np.stack([self.plan.hr_before[refs], self.plan.hr_after[refs]], 1)
         hr = self._hr[hr_pick.ravel()]  # (b·2, 4h, 4w)
         lr = _to_unit(lr, self._lr_range)
@@ -159,7 +174,11 @@ class FusionStream(Iterator[tuple[int, NDArray[np.float32], FrameScores]]):
                 tick = time.perf_counter()
                 lr, hr = self._batch(refs)
                 with torch.inference_mode():
-                    out = self._fuser.fuse_batch(lr, hr)
+                    if isinstance(self._fuser, PairedFuser):
+                        rows = torch.from_numpy(self._lr_rows(refs))
+                        out = self._fuser.fuse_pairs(lr, hr, rows)
+                    else:
+                        out = self._fuser.fuse_batch(lr, hr)
                     fused = out.fused[:, 0, :height, :width].float().cpu().numpy()
                     backward = out.backward_attention.float().cpu().numpy()
                     forward = out.forward_attention.float().cpu().numpy()
@@ -323,12 +342,14 @@ def fuse(
         HR (HS) frames, registered to the LR field of view. Never modified.
     hr_index : array_like, (K,) int
         Sorted, distinct LR frame index (0 … T − 1) at which each HR frame was taken.
-    method : {"edvr_stf", "edvr", "bicubic"}
+    method : {"edvr_stf", "edvr", "bicubic", "bayesian"}
         Fusion method (:data:`METHODS`).
-    model : str, path, EDVR/EDVRSTF module or None
+    model : str, path, EDVR/EDVRSTF module, BayesianSettings or None
         Weights for the network methods: a checkpoint path (or shipped model name),
         a built module (not modified), or None for the shipped default. Must be
-        None for ``"bicubic"``.
+        None for ``"bicubic"``; None or a
+        :class:`~xfusion_bluesky.fusion.baselines.BayesianSettings` for
+        ``"bayesian"``.
     lr_separation : int
         s, LR frames ``t − s, t, t + s`` form a window (1 … 3, < T).
     normalize : bool
@@ -375,6 +396,10 @@ def fuse(
     (``hr_before_substituted`` / ``hr_after_substituted``). LR sizes that are not
     multiples of 4 are padded (reflect, bottom/right) and cropped back. The fused
     frame is clipped to [0, 1] in normalised space, as the paper's output path does.
+    ``"bayesian"`` ignores ``lr_separation``: it takes the LR frames at the
+    instants of its two HR frames and at t (a ``PairedFuser``, see
+    :mod:`~xfusion_bluesky.fusion.protocols`), and returns the HR frame itself
+    where t has one.
 
     Examples
     --------

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from xfusion_bluesky.errors import InvalidInputError
+from xfusion_bluesky.fusion.baselines.bayesian import BayesianFuser
 from xfusion_bluesky.fusion.baselines.bicubic import BicubicFuser
 from xfusion_bluesky.fusion.model.checkpoint import (
     default_model_path,
@@ -209,4 +210,5 @@ METHODS: dict[str, FuserFactory] = {
     "edvr_stf": _model_factory("edvr_stf", EDVRSTF),
     "edvr": _model_factory("edvr", EDVR),
     "bicubic": BicubicFuser.create,
+    "bayesian": BayesianFuser.create,
 }

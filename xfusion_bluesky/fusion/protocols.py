@@ -3,7 +3,9 @@
 The engine builds windows, normalises, pads and batches; a fuser only turns one
 batch of windows into fused frames and the two HR attention scores. A new method
 (the Bayesian baseline, say) plugs in by meeting :class:`Fuser` and registering a
-factory in :data:`xfusion_bluesky.fusion.engine.METHODS`.
+factory in :data:`xfusion_bluesky.fusion.engine.METHODS`. A method that calibrates
+on co-temporal LR/HR pairs also meets :class:`PairedFuser`, and the engine then
+gives it the LR frames taken with the HR frames instead of the LR window.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["FusedBatch", "Fuser", "FuserFactory"]
+__all__ = ["FusedBatch", "Fuser", "FuserFactory", "PairedFuser"]
 
 
 class FusedBatch(NamedTuple):
@@ -67,6 +69,39 @@ class Fuser(Protocol):
             LR frames [t − s, t, t + s], on the engine's device.
         hr : Tensor, (b, 2, 1, 4h, 4w) float32 in [0, 1]
             HR frames [before, after].
+
+        Returns
+        -------
+        FusedBatch
+        """
+        ...
+
+
+@runtime_checkable
+class PairedFuser(Fuser, Protocol):
+    """A fuser that needs the LR frames acquired with its HR frames.
+
+    The Bayesian baseline calibrates its degradation model on the LR/HR pairs at
+    the HR instants (spec ``baselines_and_metrics.md`` §0), which the EDVR-STF
+    window ``[t − s, t, t + s]`` does not hold. For a fuser that has this method
+    the engine calls it instead of :meth:`Fuser.fuse_batch`.
+    """
+
+    def fuse_pairs(
+        self, lr: torch.Tensor, hr: torch.Tensor, instants: torch.Tensor
+    ) -> FusedBatch:
+        """Fuse a batch of reference frames from co-temporal LR/HR pairs.
+
+        Parameters
+        ----------
+        lr : Tensor, (b, 3, 1, h, w) float32 in [0, 1]
+            LR frames at ``[t_a, t, t_b]``: the instants of the HR frame before,
+            of the reference, of the HR frame after.
+        hr : Tensor, (b, 2, 1, 4h, 4w) float32 in [0, 1]
+            HR frames [before, after], as for :meth:`Fuser.fuse_batch`.
+        instants : Tensor, (b, 3) int64, on the CPU
+            The LR frame indices ``[t_a, t, t_b]``. Before the first (after the
+            last) HR frame both HR frames are the same one and ``t_a = t_b``.
 
         Returns
         -------
