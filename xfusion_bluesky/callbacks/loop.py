@@ -17,13 +17,13 @@ import logging
 import math
 import os
 import queue
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from xfusion_bluesky.callbacks.fusion import fusion_requested
+from xfusion_bluesky.catalog.connect import redact
 
 __all__ = [
     "FusionOutcome",
@@ -135,11 +135,6 @@ class FusionOutcome:
     wall_s: float = 0.0
     trigger: str = "submitted"
     job: int | None = None
-
-
-def redact(uri: str) -> str:
-    """Return ``uri`` with its API key masked, for logs and errors."""
-    return re.sub(r"(api_key=)[^&]+", r"\1***", uri)
 
 
 def pending_runs(catalogs: Any, *, since: float | None = None) -> list[str]:

@@ -10,6 +10,7 @@ accepts registrations silently and fails only at the first read.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "connect",
     "ensure_run_container",
     "open_catalogs",
+    "redact",
     "server_config",
 ]
 
@@ -167,6 +169,11 @@ def _pool_table_connections(storage: Any) -> None:
     storage.__dict__["_connection_pool"] = sqlalchemy.pool.QueuePool(
         storage._adbc_connection.adbc_clone, pool_size=5, max_overflow=10
     )
+
+
+def redact(uri: str) -> str:
+    """Return ``uri`` with its API key masked, for logs, errors and printing."""
+    return re.sub(r"(api_key=)[^&]+", r"\1***", uri)
 
 
 @dataclass(frozen=True)

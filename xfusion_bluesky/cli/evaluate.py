@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from xfusion_bluesky.cli.fuse import add_tiled_arguments
+
 #: Where the project keeps its validation data (relative to the working folder).
 DEFAULT_RADIOGRAPHS = Path("..") / "shared" / "data"
 
@@ -146,12 +148,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="raw run to evaluate: its first burst, registered as the worker "
         "registered it; a simulated run is scored against its ground truth",
     )
-    run_group.add_argument(
-        "--tiled",
-        metavar="URL",
-        help="Tiled server of --uid (default XFUSION_TILED_URL)",
-    )
-    run_group.add_argument("--api-key", help="default XFUSION_TILED_API_KEY")
+    add_tiled_arguments(run_group)
     parser.set_defaults(func=run)
 
 
@@ -230,16 +227,11 @@ def _files_from_tiled(args: argparse.Namespace) -> tuple[str, str, list[str], An
     import numpy as np
 
     from xfusion_bluesky.catalog import fetch_fused
-    from xfusion_bluesky.catalog.connect import open_catalogs
     from xfusion_bluesky.cli.demo import ground_truth
+    from xfusion_bluesky.cli.fuse import open_from_args
     from xfusion_bluesky.cli.show import load_burst
-    from xfusion_bluesky.settings import Settings
 
-    settings = Settings.from_env()
-    uri = args.tiled or settings.tiled_url
-    if not uri:
-        raise ValueError("--uid needs --tiled URL (or XFUSION_TILED_URL)")
-    catalogs = open_catalogs(uri, api_key=args.api_key or settings.tiled_api_key)
+    catalogs, _ = open_from_args(args, create=False)
     try:
         burst = load_burst(fetch_fused(catalogs, args.uid), 0)
         files = {

@@ -10,9 +10,10 @@ Also home of what the ``export`` and ``show`` verbs share: the ``--tiled`` /
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from typing import Any
+
+from xfusion_bluesky.catalog.connect import redact
 
 DESCRIPTION = """\
 Fuse one raw dual-camera run now, in this process, with a progress bar: read it
@@ -81,8 +82,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def add_tiled_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--tiled URL`` and ``--api-key KEY`` (defaults: the environment)."""
+def add_tiled_arguments(parser: Any, *, api_key_note: str = "") -> None:
+    """Add ``--tiled URL`` and ``--api-key KEY`` (defaults: the environment).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser or argument group
+        Where the options go.
+    api_key_note : str
+        Appended to the ``--api-key`` help (what access the verb needs).
+    """
     parser.add_argument(
         "--tiled",
         metavar="URL",
@@ -92,13 +101,8 @@ def add_tiled_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-key",
         metavar="KEY",
         help="its API key (default XFUSION_TILED_API_KEY; the environment keeps it "
-        "out of `ps`)",
+        "out of `ps`)" + api_key_note,
     )
-
-
-def redact(uri: str) -> str:
-    """Return ``uri`` with its API key masked, for printing."""
-    return re.sub(r"(api_key=)[^&]+", r"\1***", uri)
 
 
 def open_from_args(args: argparse.Namespace, *, create: bool) -> tuple[Any, str]:

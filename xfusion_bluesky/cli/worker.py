@@ -16,6 +16,8 @@ import time
 from types import FrameType
 from typing import Any
 
+from xfusion_bluesky.cli.fuse import add_tiled_arguments
+
 #: Seconds the worker gets to finish its current run after Ctrl-C / SIGTERM.
 STOP_TIMEOUT_S = 10.0
 
@@ -49,16 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--tiled",
-        metavar="URL",
-        help="Tiled server, e.g. http://host:8000/api/v1 (default XFUSION_TILED_URL)",
-    )
-    parser.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help="its API key (default XFUSION_TILED_API_KEY; the environment keeps it "
-        "out of `ps`); needs read on raw runs and write on the fused container",
+    add_tiled_arguments(
+        parser, api_key_note="; needs read on raw runs and write on the fused container"
     )
     parser.add_argument(
         "--zmq",
@@ -97,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
     """Start the worker and its feed; run until Ctrl-C or SIGTERM."""
     from xfusion_bluesky.callbacks import FusionCallback, FusionWorker
     from xfusion_bluesky.callbacks.feeds import TiledFeed, ZmqFeed, parse_address
-    from xfusion_bluesky.callbacks.loop import redact
-    from xfusion_bluesky.catalog.connect import open_catalogs
+    from xfusion_bluesky.catalog.connect import open_catalogs, redact
     from xfusion_bluesky.settings import Settings
 
     settings = Settings.from_env()
