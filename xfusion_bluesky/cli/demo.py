@@ -174,7 +174,7 @@ def _frames_written(fused: Any) -> int:
 def _report(fused: Any, out: Path, method: str) -> None:
     """Score against the truth next to bicubic; draw the panel and the attention."""
     from xfusion_bluesky.cli.show import load_burst
-    from xfusion_bluesky.evaluation.figures import attention_figure, frame_panel
+    from xfusion_bluesky.evaluation.panels import attention_figure, frame_panel
     from xfusion_bluesky.fusion import fuse
     from xfusion_bluesky.metrics import mean_finite, psnr, ssim
 

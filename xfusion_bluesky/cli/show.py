@@ -71,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Find the derived run, draw the panel, print its path."""
     from xfusion_bluesky.errors import InvalidInputError
-    from xfusion_bluesky.evaluation.figures import frame_panel
+    from xfusion_bluesky.evaluation.panels import frame_panel
 
     catalogs, uri = open_from_args(args, create=False)
     try:
@@ -250,7 +250,7 @@ def load_burst(fused: Any, index: int = 0) -> FusedBurst:
     """
     from xfusion_bluesky.catalog.reader import open_raw_run
     from xfusion_bluesky.errors import InvalidInputError
-    from xfusion_bluesky.evaluation.figures import AttentionSeries
+    from xfusion_bluesky.evaluation.panels import AttentionSeries
     from xfusion_bluesky.fusion.alignment import FieldRegistration
 
     fusion = fused.metadata.get("fusion") or {}

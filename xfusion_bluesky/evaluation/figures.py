@@ -1,26 +1,23 @@
-"""Figures a person would rather look at than read: fusion panels, attention plots.
+"""The figures of the paper's comparisons, drawn by ``xfusion-bluesky evaluate``.
 
-Besides the demo's fusion panel, the figure types of the paper's comparisons
-(Figs. 5–8, S2, S5), drawn by ``xfusion-bluesky evaluate`` from its per-frame
-result table (:mod:`xfusion_bluesky.evaluation.tables`). One module (~600
-lines) so that every figure shares one look: method colours, sizes, PNG
-settings.
+Figs. 5–8, S2 and S5 types from the per-frame result table
+(:mod:`xfusion_bluesky.evaluation.tables`), all in one look: method colours, sizes,
+PNG settings. The figures of one fused run (the demo's and ``show``'s panel and
+attention plot) are in :mod:`xfusion_bluesky.evaluation.panels`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xfusion_bluesky.evaluation.tables import METRICS, scored, select
-from xfusion_bluesky.structures import FusionResult
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def agg_pyplot():  # type: ignore[no-untyped-def]
     """Import pyplot on the non-interactive backend (no display on beamline hosts)."""
     import matplotlib
 
@@ -30,89 +27,6 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def fusion_panel(
-    path: str | Path,
-    *,
-    ref_index: int,
-    lr_frames: np.ndarray,
-    results: Mapping[str, FusionResult],
-    hr_frames: np.ndarray,
-    truth: np.ndarray | None = None,
-    title: str = "",
-) -> Path:
-    """Write a PNG panel of one reference frame and the attention scores over time.
-
-    Top row: LR (upsampled) | each method's fused frame | truth | HR before; below,
-    the first result's normalised attention scores against time (paper Figs. 2, 7).
-
-    Parameters
-    ----------
-    path : path
-        Output PNG.
-    ref_index : int
-        The reference frame to show.
-    lr_frames : ndarray, (T, h, w)
-    results : mapping of str to FusionResult
-        Method label → result; frames (T, 4h, 4w).
-    hr_frames : ndarray, (K, 4h, 4w)
-        The acquired HR frames; the panel shows the one used as "before".
-    truth : ndarray, (T, 4h, 4w), optional
-        Ground truth (simulations only).
-    title : str
-        Figure title.
-    """
-    plt = _pyplot()
-    first = next(iter(results.values()))
-    before = int(first.hr_before[ref_index])
-    images = [("LR (nearest ×4)", np.kron(lr_frames[ref_index], np.ones((4, 4))))]
-    images += [(label, r.frames[ref_index]) for label, r in results.items()]
-    if truth is not None:
-        images.append(("truth", truth[ref_index]))
-    acquired_at = first.params.get("hr_index", [before])[before]
-    images.append((f"HR before (at frame {acquired_at})", hr_frames[before]))
-    lo, hi = np.percentile(np.stack([im for _, im in images]), [0.5, 99.5])
-    fig = plt.figure(figsize=(3.2 * len(images), 6.2))
-    grid = fig.add_gridspec(2, len(images), height_ratios=[1.4, 1])
-    for col, (label, image) in enumerate(images):
-        ax = fig.add_subplot(grid[0, col])
-        ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
-        ax.set_title(label, fontsize=9)
-        ax.axis("off")
-    ax = fig.add_subplot(grid[1, :])
-    attention_plot(ax, first)
-    ax.axvline(ref_index, color="k", linewidth=0.8, linestyle=":")
-    fig.suptitle(title or f"reference frame {ref_index}")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
-
-
-def attention_plot(ax, result: FusionResult) -> None:  # type: ignore[no-untyped-def]
-    """Draw normalised backward/forward attention against the reference frame index."""
-    t = np.arange(result.frames.shape[0])
-    ax.plot(t, result.normalized_backward_attention, ".-", label="backward (HR before)")
-    ax.plot(t, result.normalized_forward_attention, ".-", label="forward (HR after)")
-    for index in result.params.get("hr_index", []):  # LR frames with an HR frame
-        ax.axvline(index, color="gray", alpha=0.3)
-    ax.set(xlabel="reference frame", ylabel="normalised attention score")
-    if np.isfinite(result.normalized_backward_attention).any():
-        ax.legend(loc="upper right", fontsize=8)
-    else:
-        ax.text(
-            0.5,
-            0.5,
-            f"{result.method}: no attention scores",
-            ha="center",
-            transform=ax.transAxes,
-        )
-
-
-# -- the paper's comparison figures (``xfusion-bluesky evaluate``) --------------------
-
-#: How figures and tables name the methods, and their colours (fixed across figures).
 METHOD_LABELS = {
     "edvr_stf": "EDVR-STF",
     "edvr": "EDVR",
@@ -142,7 +56,7 @@ def _save(fig: Any, path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=_DPI)
-    _pyplot().close(fig)
+    agg_pyplot().close(fig)
     return out
 
 
@@ -183,7 +97,7 @@ def metric_boxplots(
         Group → column title.
     xlabel, title : str
     """
-    plt = _pyplot()
+    plt = agg_pyplot()
     keep = mask & scored(dict(table))
     width = 0.8 / max(len(methods), 1)
     fig, axes = plt.subplots(
@@ -268,7 +182,7 @@ def attention_curves(
         HR spacing P (the x axis runs 1 … P − 1).
     title : str
     """
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, axes = plt.subplots(
         1, len(groups), figsize=(max(3.4 * len(groups) + 0.4, 5.0), 3.4), squeeze=False
     )
@@ -315,7 +229,7 @@ def attention_histograms(
     axis spans the 1st to 99th percentile of all scores drawn (the paper's
     Fig. S5 spans 0 to 1; scores of a small model may vary far less).
     """
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, axes = plt.subplots(
         2,
         len(groups),
@@ -363,7 +277,7 @@ def timing_bars(
     title: str,
 ) -> Path:
     """Wall time per frame per method, log scale, with the paper's times (Fig. 8)."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     methods = list(timings)
     fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(methods) + 1.4))
     seconds = [timings[m]["seconds_per_frame"] for m in methods]
@@ -405,7 +319,7 @@ def cluster_fraction_plot(
     curves : mapping
         Panel title (a noise level) → group → ``(fractions, mean PSNR)``.
     """
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, axes = plt.subplots(
         1, len(curves), figsize=(max(3.8 * len(curves) + 0.4, 5.0), 3.8), squeeze=False
     )
@@ -433,167 +347,3 @@ def cluster_fraction_plot(
 
 
 # -- a derived run's frame panel and attention over time (``show``, ``demo``) ---------
-
-
-@dataclass(frozen=True)
-class AttentionSeries:
-    """One burst's attention scores against time, as a derived run stores them.
-
-    Attributes
-    ----------
-    times_us : ndarray, (T,)
-        Each fused frame's time after the trigger, µs.
-    backward, forward : ndarray, (T,)
-        Raw TSA scores of the HR frame before / after (NaN for baselines).
-    normalized_backward, normalized_forward : ndarray, (T,)
-        The same, normalised as in the paper (§7.1.5); NaN where undefined.
-    hr_times_us : ndarray, (K,)
-        When the HS frames used were taken, µs.
-    label : str
-        The method, for the legend.
-    """
-
-    times_us: np.ndarray
-    backward: np.ndarray
-    forward: np.ndarray
-    normalized_backward: np.ndarray
-    normalized_forward: np.ndarray
-    hr_times_us: np.ndarray
-    label: str = ""
-
-
-def draw_attention_series(
-    raw_ax: Any,
-    normalized_ax: Any,
-    series: AttentionSeries,
-    *,
-    ref_time_us: float | None = None,
-) -> None:
-    """Draw raw (``raw_ax``) and normalised (``normalized_ax``) scores against time.
-
-    HS frame instants are grey lines, the shown frame (``ref_time_us``) a dotted
-    black one (paper Figs. 2 and 7). A method without scores says so in the plot.
-    """
-    for ax, (backward, forward), ylabel in (
-        (raw_ax, (series.backward, series.forward), "raw TSA score"),
-        (
-            normalized_ax,
-            (series.normalized_backward, series.normalized_forward),
-            "normalised score",
-        ),
-    ):
-        ax.plot(series.times_us, backward, ".-", ms=3, label="backward (HS before)")
-        ax.plot(series.times_us, forward, ".-", ms=3, label="forward (HS after)")
-        for when in series.hr_times_us:
-            ax.axvline(when, color="gray", alpha=0.35, linewidth=0.8)
-        if ref_time_us is not None:
-            ax.axvline(ref_time_us, color="k", linewidth=0.8, linestyle=":")
-        ax.set_ylabel(ylabel, fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3)
-        if np.isfinite(backward).any() or np.isfinite(forward).any():
-            ax.legend(loc="upper right", fontsize=7)
-        else:
-            ax.text(
-                0.5,
-                0.5,
-                f"{series.label or 'this method'}: no attention scores",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                fontsize=8,
-            )
-    normalized_ax.set_xlabel("time after the trigger (µs); grey: HS frames", fontsize=8)
-
-
-def attention_figure(
-    path: str | Path,
-    series: AttentionSeries,
-    *,
-    ref_time_us: float | None = None,
-    title: str = "",
-) -> Path:
-    """Write a PNG of raw and normalised attention scores over time (Fig. 7 type).
-
-    Parameters
-    ----------
-    path : path
-        Output PNG.
-    series : AttentionSeries
-        One burst of a derived run.
-    ref_time_us : float, optional
-        A frame to mark.
-    title : str
-        Figure title.
-
-    Returns
-    -------
-    Path
-    """
-    plt = _pyplot()
-    fig, (raw_ax, normalized_ax) = plt.subplots(2, 1, figsize=(8.0, 4.6), sharex=True)
-    draw_attention_series(raw_ax, normalized_ax, series, ref_time_us=ref_time_us)
-    fig.suptitle(title or f"{series.label} attention scores", fontsize=10)
-    fig.tight_layout()
-    return _save_png(fig, path, dpi=90)
-
-
-def frame_panel(
-    path: str | Path,
-    images: Sequence[tuple[str, np.ndarray]],
-    *,
-    series: AttentionSeries | None = None,
-    ref_time_us: float | None = None,
-    title: str = "",
-) -> Path:
-    """Write a PNG: frames side by side over the attention scores (Figs. 2 and 7).
-
-    Parameters
-    ----------
-    path : path
-        Output PNG.
-    images : sequence of (str, ndarray (H, W))
-        Label and frame, left to right (e.g. UHS upsampled | fused | nearest
-        HS), on one intensity scale: shown with one shared grey range.
-    series : AttentionSeries, optional
-        Scores drawn below the frames (raw, then normalised).
-    ref_time_us : float, optional
-        The shown frame's time, marked in the score plots.
-    title : str
-        Figure title.
-
-    Returns
-    -------
-    Path
-    """
-    plt = _pyplot()
-    columns = len(images)
-    height, width = np.asarray(images[0][1]).shape
-    image_h = 2.9 * height / width
-    rows = [image_h] + ([1.15, 1.15] if series is not None else [])
-    fig = plt.figure(figsize=(max(2.9 * columns, 7.0), sum(rows) + 0.9))
-    grid = fig.add_gridspec(len(rows), columns, height_ratios=rows)
-    stack = np.stack([np.asarray(image, dtype=np.float64) for _, image in images])
-    lo, hi = np.percentile(stack[np.isfinite(stack)], [0.5, 99.5])
-    for col, (label, image) in enumerate(images):
-        ax = fig.add_subplot(grid[0, col])
-        ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
-        ax.set_title(label, fontsize=8)
-        ax.axis("off")
-    if series is not None:
-        raw_ax = fig.add_subplot(grid[1, :])
-        normalized_ax = fig.add_subplot(grid[2, :], sharex=raw_ax)
-        raw_ax.tick_params(labelbottom=False)
-        draw_attention_series(raw_ax, normalized_ax, series, ref_time_us=ref_time_us)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save_png(fig, path, dpi=80)
-
-
-def _save_png(fig: Any, path: str | Path, *, dpi: int) -> Path:
-    """Write ``fig`` to ``path`` (folders made) and close it."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    _pyplot().close(fig)
-    return out
