@@ -21,7 +21,7 @@ from xfusion_bluesky.evaluation.summary import (
 )
 from xfusion_bluesky.evaluation.sweeps import USES_LR_SEPARATION
 from xfusion_bluesky.evaluation.timing import PAPER_SECONDS_PER_FRAME
-from xfusion_bluesky.fusion.baselines.bayesian import num_clusters
+from xfusion_bluesky.fusion.baselines.clustering import num_clusters
 
 __all__ = ["write_report"]
 

@@ -6,12 +6,9 @@ from scipy import ndimage
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.fusion import METHODS, fuse
 from xfusion_bluesky.fusion.baselines import BayesianFuser, BayesianSettings
-from xfusion_bluesky.fusion.baselines.bayesian import (
-    bayesian_fuse,
-    block_mean,
-    kmeans,
-    num_clusters,
-)
+from xfusion_bluesky.fusion.baselines.bayesian import bayesian_fuse
+from xfusion_bluesky.fusion.baselines.clustering import kmeans, num_clusters
+from xfusion_bluesky.fusion.baselines.kalman import block_mean
 from xfusion_bluesky.fusion.protocols import Fuser, PairedFuser
 from xfusion_bluesky.metrics import mean_finite, psnr
 from xfusion_bluesky.synthetic.degradation import bin_frames

@@ -32,9 +32,11 @@ loaded 2-core host (measured 1.7 s per 400×1024 frame with 2 threads against
 engine are viewed as arrays (copied off a GPU) and the result goes back to
 their device.
 
-The module stays whole (~600 lines, above the 400-line guidance): steps A–D,
-their settings and the fuser that caches them per HR interval are one
-algorithm, and the tests check it step by step.
+This module is the fuser: its settings, the per-HR-interval cache and the
+order of steps A–D. The K-means clustering lives in
+:mod:`~xfusion_bluesky.fusion.baselines.clustering`, the degradation model,
+cluster statistics, prior and Kalman update in
+:mod:`~xfusion_bluesky.fusion.baselines.kalman`.
 """
 
 from __future__ import annotations
@@ -49,34 +51,27 @@ import torch
 from numpy.typing import NDArray
 
 from xfusion_bluesky.errors import InvalidInputError
+from xfusion_bluesky.fusion.baselines.clustering import (
+    kmeans,
+    label_hr_pixels,
+    nearest_centroid,
+    num_clusters,
+)
+from xfusion_bluesky.fusion.baselines.kalman import (
+    SCALE,
+    calibrate_degradation,
+    cluster_statistics,
+    kalman_update,
+    temporal_prior,
+    upsample_nearest,
+)
 from xfusion_bluesky.fusion.protocols import FusedBatch
 
-__all__ = [
-    "BayesianFuser",
-    "BayesianSettings",
-    "bayesian_fuse",
-    "block_mean",
-    "calibrate_degradation",
-    "cluster_statistics",
-    "kalman_update",
-    "kmeans",
-    "num_clusters",
-    "temporal_prior",
-]
+__all__ = ["BayesianFuser", "BayesianSettings", "bayesian_fuse"]
 
 logger = logging.getLogger(__name__)
 
 Array = NDArray[Any]
-
-#: Spatial factor between the LR and HR grids (4×4 binning).
-SCALE = 4
-#: Clusters with fewer LR pixels than this take the global mean and covariance.
-MIN_CLUSTER_PIXELS = 10
-#: Ridge on the 2×2 HR-pair covariance, relative to its mean variance (spec §1.4).
-RIDGE = 1e-3
-#: An |LR/HR gain| below this means the LR frame carries no measurable HR signal
-#: (z = (y − o)/g would explode); the gain is then taken as 1.
-MIN_GAIN = 1e-3
 
 
 @dataclass(frozen=True)
@@ -138,284 +133,6 @@ class BayesianSettings:
                 raise InvalidInputError(
                     f"{name} must be ≥ 1; got {getattr(self, name)}"
                 )
-
-
-def block_mean(frames: Array) -> Array:
-    """Return B(x): the mean of every non-overlapping 4×4 block, (…, H/4, W/4)."""
-    *lead, height, width = frames.shape
-    blocks = frames.reshape(*lead, height // SCALE, SCALE, width // SCALE, SCALE)
-    # Summing the contiguous last axis first is ~3× faster than mean over (-3, -1).
-    return blocks.sum(-1).sum(-2) / (SCALE * SCALE)
-
-
-def _upsample_nearest(frames: Array) -> Array:
-    """Return U(y): every LR value repeated over its 4×4 block, (…, 4h, 4w)."""
-    *lead, height, width = frames.shape
-    grid = np.broadcast_to(
-        frames[..., :, None, :, None], (*lead, height, SCALE, width, SCALE)
-    )
-    return grid.reshape(*lead, SCALE * height, SCALE * width)
-
-
-def num_clusters(lr_height: int, lr_width: int, fraction: float = 0.05) -> int:
-    """Return K = max(2, round(fraction · √(h·w))), the paper's cluster-number rule."""
-    return max(2, round(fraction * math.sqrt(lr_height * lr_width)))
-
-
-def calibrate_degradation(hr: Array, lr: Array) -> tuple[Array, Array, Array]:
-    """Fit ``lr ≈ gain·B(hr) + offset`` by least squares, per co-temporal pair.
-
-    Parameters
-    ----------
-    hr : ndarray, (n, H, W) float
-        HR frames, H and W multiples of 4.
-    lr : ndarray, (n, H/4, W/4) float
-        The LR frames taken at the same instants.
-
-    Returns
-    -------
-    gain, offset, noise_var : ndarray, (n,) float64
-        Affine degradation parameters and the residual variance
-        ``Σ residual² / (N − 2)`` (noise plus model misfit). A flat HR frame
-        (var B(x) < 1e-12) or an |gain| < :data:`MIN_GAIN` gets gain 1, with the
-        offset from the means.
-    """
-    # Block means of 16 values are exact enough in float32; the sums over the
-    # LR frame are not, so they run in float64.
-    binned = block_mean(hr.astype(np.float32, copy=False)).reshape(len(hr), -1)
-    binned = binned.astype(np.float64)
-    observed = lr.reshape(len(lr), -1).astype(np.float64)
-    mean_x, mean_y = binned.mean(1), observed.mean(1)
-    dx, dy = binned - mean_x[:, None], observed - mean_y[:, None]
-    var_x = (dx * dx).mean(1)
-    gain = (dx * dy).mean(1) / np.maximum(var_x, 1e-300)
-    gain = np.where((var_x < 1e-12) | (np.abs(gain) < MIN_GAIN), 1.0, gain)
-    offset = mean_y - gain * mean_x
-    residual = observed - gain[:, None] * binned - offset[:, None]
-    dof = max(observed.shape[1] - 2, 1)
-    return gain, offset, (residual * residual).sum(1) / dof
-
-
-def _squared_distances(points: Array, centroids: Array) -> Array:
-    """Return ‖p − c‖², (n, k), summed over the (few) feature columns."""
-    dist = np.zeros((points.shape[0], centroids.shape[0]), dtype=points.dtype)
-    centroids = centroids.astype(points.dtype, copy=False)
-    for j in range(points.shape[1]):  # d ≤ 3 features
-        diff = points[:, j, None] - centroids[None, :, j]
-        dist += diff * diff
-    return dist
-
-
-def _kmeans_plus_plus(points: Array, k: int, rng: np.random.Generator) -> Array:
-    """Pick k initial centroids by D² sampling (Arthur & Vassilvitskii 2007)."""
-    m = points.shape[0]
-    chosen = [int(rng.integers(m))]
-    nearest = ((points - points[chosen[0]]) ** 2).sum(1)
-    for _ in range(1, k):
-        total = float(nearest.sum())
-        # All points on a centroid already (a flat scene): any point will do.
-        pick = (
-            int(rng.choice(m, p=nearest / total)) if total > 0 else int(rng.integers(m))
-        )
-        chosen.append(pick)
-        nearest = np.minimum(nearest, ((points - points[pick]) ** 2).sum(1))
-    return points[chosen].copy()
-
-
-def kmeans(
-    points: Array,
-    k: int,
-    *,
-    max_samples: int = 8192,
-    max_iterations: int = 20,
-    seed: int = 0,
-) -> Array:
-    """Cluster ``points`` with Lloyd's K-means and k-means++ initialisation.
-
-    Parameters
-    ----------
-    points : ndarray, (n, d) float
-        Feature vectors (here LR pixels in HR radiometry).
-    k : int
-        Number of clusters.
-    max_samples : int
-        Fit on a random subset of at most this many points.
-    max_iterations : int
-        Lloyd iterations at most; stops once under 0.1 % of labels change.
-    seed : int
-        Seed of the subset and the initialisation.
-
-    Returns
-    -------
-    ndarray, (k, d) float64
-        Centroids. An empty cluster is re-seeded at the worst-fitted point.
-    """
-    rng = np.random.default_rng(seed)
-    points = np.asarray(points, dtype=np.float64)
-    if points.shape[0] > max_samples:
-        points = points[rng.choice(points.shape[0], max_samples, replace=False)]
-    centroids = _kmeans_plus_plus(points, k, rng)
-    labels: Array | None = None
-    for _ in range(max_iterations):
-        distances = _squared_distances(points, centroids)
-        new_labels = distances.argmin(1)
-        counts = np.bincount(new_labels, minlength=k)
-        for j in range(points.shape[1]):
-            sums = np.bincount(new_labels, weights=points[:, j], minlength=k)
-            centroids[:, j] = sums / np.maximum(counts, 1)
-        empty = np.flatnonzero(counts == 0)
-        if empty.size:
-            fit = distances[np.arange(points.shape[0]), new_labels]
-            worst = np.argsort(fit)[::-1][: empty.size]
-            centroids[empty[: worst.size]] = points[worst]
-        changed = 1.0 if labels is None else float(np.mean(new_labels != labels))
-        labels = new_labels
-        if changed < 1e-3 and not empty.size:
-            break
-    return centroids
-
-
-def _nearest_centroid(points: Array, centroids: Array) -> Array:
-    """Return the label of the nearest centroid of every point, (n,) int64."""
-    return _squared_distances(points, centroids).argmin(1)
-
-
-def _hr_labels(hr_pair: Array, centroids: Array, bins: int | None) -> Array:
-    """Label every HR pixel by the nearest centroid of its ``(x_a, x_b)``.
-
-    None: exact, in the HR frames' dtype. With ``bins`` the labels of a
-    ``bins × bins`` grid of bin centres over [0, 1]² are computed once and
-    gathered (spec §1.4; see :class:`BayesianSettings` for its error).
-    """
-    if bins is None:
-        # A running minimum over the K centroids on whole maps (contiguous
-        # passes, several times faster than argmin over an (H·W, K) array) of
-        # ‖c‖² − 2 x·c, which orders the centroids as ‖x − c‖² does.
-        shape = hr_pair.shape[1:]
-        best = np.full(shape, np.inf, dtype=hr_pair.dtype)
-        labels = np.zeros(shape, dtype=np.intp)
-        score = np.empty(shape, dtype=hr_pair.dtype)
-        closer = np.empty(shape, dtype=bool)
-        for c, (c_a, c_b) in enumerate(centroids.tolist()):  # clusters, not pixels
-            np.multiply(hr_pair[0], -2.0 * c_a, out=score)
-            score += hr_pair[1] * np.float32(-2.0 * c_b)
-            score += c_a * c_a + c_b * c_b
-            np.less(score, best, out=closer)
-            np.copyto(best, score, where=closer)  # boolean indexing is ~10× slower
-            np.copyto(labels, c, where=closer)
-        return labels
-    centres = (np.arange(bins) + 0.5) / bins
-    grid = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
-    table = _nearest_centroid(grid, centroids)  # (bins²,), row = x_a bin
-    cells = np.clip((hr_pair * bins).astype(np.int64), 0, bins - 1)  # (2, H, W)
-    return table[cells[0] * bins + cells[1]]
-
-
-def cluster_statistics(labels: Array, vectors: Array, k: int) -> tuple[Array, Array]:
-    """Return every cluster's mean and unbiased covariance of ``vectors``.
-
-    Parameters
-    ----------
-    labels : ndarray, (n,) int in 0 … k − 1
-    vectors : ndarray, (n, d) float64
-        Here ``(z_a, z_t, z_b)`` per LR pixel.
-    k : int
-
-    Returns
-    -------
-    mean : ndarray, (k, d)
-    cov : ndarray, (k, d, d)
-        Clusters with fewer than :data:`MIN_CLUSTER_PIXELS` members take the
-        global mean and covariance.
-    """
-    n, d = vectors.shape
-    centre = vectors.mean(0)
-    centred = vectors - centre  # fewer cancellations in Σx² − nμ²
-    counts = np.bincount(labels, minlength=k).astype(np.float64)
-    mean = (
-        np.stack(
-            [np.bincount(labels, weights=centred[:, j], minlength=k) for j in range(d)],
-            1,
-        )
-        / np.maximum(counts, 1)[:, None]
-    )
-    scatter = np.empty((k, d, d))
-    for i in range(d):
-        for j in range(i, d):  # weighted bincounts of the upper triangle
-            products = centred[:, i] * centred[:, j]
-            sums = np.bincount(labels, weights=products, minlength=k)
-            scatter[:, i, j] = scatter[:, j, i] = (
-                sums - counts * mean[:, i] * mean[:, j]
-            )
-    cov = scatter / np.maximum(counts - 1, 1)[:, None, None]
-    global_cov = centred.T @ centred / max(n - 1, 1)
-    small = counts < MIN_CLUSTER_PIXELS
-    mean = np.where(small[:, None], 0.0, mean) + centre
-    cov = np.where(small[:, None, None], global_cov, cov)
-    return mean, cov
-
-
-def temporal_prior(mean: Array, cov: Array) -> Array:
-    """Condition the value at t on the values at t_a, t_b, per cluster (spec §1.4).
-
-    Parameters
-    ----------
-    mean : ndarray, (k, 3)
-        Cluster means of ``(z_a, z_t, z_b)``.
-    cov : ndarray, (k, 3, 3)
-        Their covariances.
-
-    Returns
-    -------
-    ndarray, (k, 4) float64
-        Columns α, β_a, β_b, v: the prior mean of a pixel is
-        ``α + β_a·x_a + β_b·x_b``, its block-level variance ``v`` (≥ 1e-10).
-        A ridge of 1e-3 of the mean HR-pair variance keeps the 2×2 solve
-        well-posed, also when t_a = t_b past the ends of the HR frames (the
-        two-sided model then splits β evenly, the one-sided model of spec §1.7).
-    """
-    pair = [0, 2]
-    s_oo = cov[:, pair][:, :, pair]  # (k, 2, 2)
-    s_ot = cov[:, pair, 1]  # (k, 2)
-    ridge = RIDGE * np.trace(s_oo, axis1=1, axis2=2) / 2 + 1e-8
-    system = s_oo + ridge[:, None, None] * np.eye(2)
-    beta = np.linalg.solve(system, s_ot[:, :, None])[:, :, 0]  # (k, 2)
-    alpha = mean[:, 1] - (beta * mean[:, pair]).sum(1)
-    variance = np.maximum(cov[:, 1, 1] - (beta * s_ot).sum(1), 1e-10)
-    return np.stack([alpha, beta[:, 0], beta[:, 1], variance], 1)
-
-
-def kalman_update(
-    prior_mean: Array,
-    prior_var: Array,
-    lr_ref: Array,
-    gain: float,
-    offset: float,
-    noise_var: float,
-) -> Array:
-    """Update a pixel-wise Gaussian prior with the reference LR frame (spec §1.5).
-
-    Parameters
-    ----------
-    prior_mean, prior_var : ndarray, (H, W)
-        Prior mean m and block-level variance p of every HR pixel.
-    lr_ref : ndarray, (H/4, W/4)
-        Reference LR frame y_t.
-    gain, offset, noise_var : float
-        Degradation at t: ``y_t = gain·B(x) + offset + e``, ``e ~ N(0, noise_var)``.
-
-    Returns
-    -------
-    ndarray, (H, W)
-        Posterior mean ``m + g·p·U(r/S)`` with innovation
-        ``r = y_t − o − g·B(m)`` and its variance ``S = g²·B(p) + σ²``. With
-        σ² → 0 the block means reproduce ``(y_t − o)/g`` exactly; the
-        correction within a block goes to the pixels with the larger variance.
-    """
-    innovation = lr_ref - offset - gain * block_mean(prior_mean)
-    spread = np.maximum(gain * gain * block_mean(prior_var) + noise_var, 1e-12)
-    ratio = (innovation / spread).astype(prior_mean.dtype)
-    return prior_mean + np.float32(gain) * prior_var * _upsample_nearest(ratio)
 
 
 @dataclass
@@ -547,8 +264,8 @@ class BayesianFuser:
         if self.settings.cluster_features == "ab":
             points = z_pair.reshape(2, -1).T  # (h·w, 2)
             centroids = self._kmeans(points, k)
-            lr_labels = _nearest_centroid(points, centroids)
-            hr_labels = _hr_labels(hr, centroids, self.settings.label_bins)
+            lr_labels = nearest_centroid(points, centroids)
+            hr_labels = label_hr_pixels(hr, centroids, self.settings.label_bins)
         self._interval = _Interval(
             frames=tuple(f.copy() for f in frames),
             gain=gain,
@@ -584,8 +301,8 @@ class BayesianFuser:
         lr_labels, hr_labels = interval.lr_labels, interval.hr_labels
         if lr_labels is None or hr_labels is None:  # "lr3": labels depend on t
             centroids = self._kmeans(vectors, interval.k)
-            lr_labels = _nearest_centroid(vectors, centroids)
-            hr_labels = _upsample_nearest(lr_labels.reshape(lr.shape[-2:]))
+            lr_labels = nearest_centroid(vectors, centroids)
+            hr_labels = upsample_nearest(lr_labels.reshape(lr.shape[-2:]))
         table = temporal_prior(*cluster_statistics(lr_labels, vectors, interval.k))
         alpha, beta_a, beta_b, variance = table.astype(np.float32).T
         prior_mean = alpha[hr_labels] + beta_a[hr_labels] * hr[0]
