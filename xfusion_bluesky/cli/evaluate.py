@@ -156,12 +156,12 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """Turn the arguments into an EvaluationConfig."""
     from dataclasses import replace
 
-    from xfusion_bluesky.evaluation.datasets import HELD_OUT_SEED
-    from xfusion_bluesky.evaluation.runner import (
+    from xfusion_bluesky.evaluation.config import (
         EvaluationConfig,
         UserInput,
         quick_config,
     )
+    from xfusion_bluesky.evaluation.datasets import HELD_OUT_SEED
 
     config = quick_config() if args.quick else EvaluationConfig()
     changes: dict[str, Any] = {"device": args.device}
