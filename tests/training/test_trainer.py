@@ -116,6 +116,7 @@ def test_export_writes_weights_and_a_model_card(tmp_path):
     assert card["parameters"] == sum(p.numel() for p in model.parameters())
     assert card["training"]["iterations"] == 4
     assert card["training"]["data"]["scene_version"]
+    assert card["training"]["data"]["sampling"]["lr_patch"] == 8  # the run's, not 32
     assert card["validation"] == {"psnr_db": 1.0}
 
 
@@ -131,3 +132,67 @@ def test_init_from_starts_from_given_weights(tmp_path):
     wrong = TrainConfig(method="edvr", model=TINY_MODEL, init_from=config.init_from)
     with pytest.raises(ValueError, match="init_from"):
         build_model(wrong)
+
+
+def _gaps(sampling: WindowSampling, index: int) -> tuple[int, int]:
+    """HR gaps (before, after) in LR frames of window ``index`` (separation 1)."""
+    from xfusion_bluesky.training.dataset import draw_times
+
+    times = draw_times(
+        np.random.default_rng([0, index]),
+        sampling,
+        np.random.default_rng([0, index, 1]),
+    )
+    step = times[1] - times[0]
+    return round((times[1] - times[3]) / step), round((times[4] - times[1]) / step)
+
+
+def test_far_hr_puts_exactly_one_hr_frame_in_the_far_range():
+    far = WindowSampling(families=XRAY_FAMILIES, max_lr_separation=1, p_far_hr=1.0)
+    paper = WindowSampling(families=XRAY_FAMILIES, max_lr_separation=1)
+    sides = set()
+    for index in range(40):
+        before, after = _gaps(far, index)
+        near_before, near_after = _gaps(paper, index)
+        assert 0 <= near_before <= 20
+        assert 1 <= near_after <= 20
+        # One side is moved into 21..66, the other keeps its paper-rule gap.
+        if before != near_before:
+            assert 21 <= before <= 66
+            assert after == near_after
+            sides.add("before")
+        else:
+            assert 21 <= after <= 66
+            sides.add("after")
+    assert sides == {"before", "after"}
+
+
+def test_options_change_nothing_else_in_a_window():
+    import dataclasses
+
+    base = WindowSampling(families=XRAY_FAMILIES, lr_patch=8, seed=3)
+    decoy = dataclasses.replace(base, p_hr_decoy=1.0)
+    for index in range(4):
+        plain, swapped = make_window(index, base), make_window(index, decoy)
+        assert torch.equal(plain.lr, swapped.lr)
+        assert torch.equal(plain.target, swapped.target)
+        same = [torch.equal(plain.hr[k], swapped.hr[k]) for k in range(2)]
+        assert sorted(same) == [False, True]  # exactly one HR frame is the decoy
+    # Enabled with probability 0, the options leave the stream as it was.
+    off = dataclasses.replace(base, p_hr_decoy=0.0, p_far_hr=0.0)
+    assert torch.equal(make_window(7, off).hr, make_window(7, base).hr)
+
+
+def test_gate_init_scale_scales_only_the_temporal_attention(tmp_path):
+    from xfusion_bluesky.fusion.model import EDVRSTF, save_model
+    from xfusion_bluesky.training.trainer import build_model
+
+    start = EDVRSTF(**TINY_MODEL)
+    save_model(start, tmp_path / "start.pth")
+    config = TrainConfig(
+        model=TINY_MODEL, init_from=str(tmp_path / "start.pth"), gate_init_scale=0.1
+    )
+    scaled = build_model(config).state_dict()
+    for key, value in start.state_dict().items():
+        factor = 0.1 if key.startswith("fusion.temporal_attn") else 1.0
+        torch.testing.assert_close(scaled[key], value * factor)

@@ -60,6 +60,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="start from these weights (e.g. a finished run's final.pth) instead of "
         "random ones; use --iterations 0,N to fine-tune only",
     )
+    parser.add_argument(
+        "--far-hr",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of windows with one HR frame 21-66 LR frames away, as at a "
+        "5 MHz UHS camera beside a 76 kHz HS one (default 0: the paper's 1-20)",
+    )
+    parser.add_argument(
+        "--decoy-hr",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of windows where one HR frame shows another scene (a mistimed "
+        "HS frame) that the network must learn to ignore (default 0)",
+    )
+    parser.add_argument(
+        "--gate-init-scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="scale TSA's temporal-attention convolutions by S at the start (e.g. "
+        "0.1 with --init, to un-saturate a gate whose correlation is in the "
+        "hundreds; default 1: unchanged)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -92,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         seed=args.seed,
         init_from=args.init,
+        p_far_hr=args.far_hr,
+        p_hr_decoy=args.decoy_hr,
+        gate_init_scale=args.gate_init_scale,
     )
     path = train(config, args.out, device=args.device)
     print(f"weights: {path}")

@@ -28,6 +28,16 @@ def _wall_time_s(log_path: Path) -> float:
         return sum(float(row["seconds"]) for row in csv.DictReader(handle))
 
 
+def _sampling_of(recipe: dict[str, Any]) -> WindowSampling:
+    """Return the window sampling of a run (older recipes lack the options)."""
+    return WindowSampling(
+        families=(),
+        lr_patch=recipe["lr_patch"],
+        p_far_hr=recipe.get("p_far_hr", 0.0),
+        p_hr_decoy=recipe.get("p_hr_decoy", 0.0),
+    )
+
+
 def export_model(
     run_dir: str | os.PathLike[str],
     dest: str | os.PathLike[str],
@@ -81,7 +91,7 @@ def export_model(
                 ],
                 "sampling": {
                     k: v
-                    for k, v in WindowSampling(families=()).__dict__.items()
+                    for k, v in _sampling_of(training).__dict__.items()
                     if k not in ("families", "seed")
                 },
             },

@@ -40,6 +40,19 @@ class WindowSampling:
     p_hr_at_reference : float
         Probability that the HR frame "before" is at the reference instant itself,
         a case every real acquisition has (HR frames fall on LR frames).
+    p_far_hr : float
+        Probability that one of the two HR frames (either, at random) is moved
+        to a gap drawn from ``far_hr_gap`` instead. The paper's 1–20 stops short
+        of the beamline's own ratio: an HPV-X2 at 5 MHz beside a TMX7510 at
+        76 kHz takes an HR frame every ~66 LR frames. 0 keeps the paper's rule
+        (and the exact stream of earlier runs).
+    far_hr_gap : tuple of int
+        Inclusive range of those far gaps, in LR frames.
+    p_hr_decoy : float
+        Probability that one of the two HR frames shows another scene of the same
+        family (another seed, same instant and look), as a mistimed or foreign
+        HS frame would: the network can only use it by ignoring it, which is
+        what TSA's temporal gate is for. 0: never (earlier runs' stream).
     frame_step_range : tuple of float
         The scene time per LR frame is drawn log-uniformly in this range: the same
         scene family then moves slowly or fast, as with different camera rates.
@@ -59,6 +72,9 @@ class WindowSampling:
     max_lr_separation: int = 3
     max_hr_gap: int = 20
     p_hr_at_reference: float = 0.05
+    p_far_hr: float = 0.0
+    far_hr_gap: tuple[int, int] = (21, 66)
+    p_hr_decoy: float = 0.0
     frame_step_range: tuple[float, float] = (0.25, 2.0)
     log10_b0_range: tuple[float, float] = (1.0, 7.0)
     vary_scene: bool = True
@@ -74,16 +90,29 @@ class TrainingWindow:
     target: torch.Tensor
 
 
-def draw_times(rng: np.random.Generator, sampling: WindowSampling) -> np.ndarray:
+def draw_times(
+    rng: np.random.Generator,
+    sampling: WindowSampling,
+    options_rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Return the scene times of [LR t−s, LR t, LR t+s, HR before, HR after, truth].
 
     Times are in scene frames; the reference instant is at the window's centre.
+    ``options_rng`` draws the far-HR option (default: ``rng``).
     """
     s = int(rng.integers(1, sampling.max_lr_separation + 1))
     before = int(rng.integers(1, sampling.max_hr_gap + 1))
     if rng.random() < sampling.p_hr_at_reference:
         before = 0
     after = int(rng.integers(1, sampling.max_hr_gap + 1))
+    options = rng if options_rng is None else options_rng
+    if sampling.p_far_hr > 0 and options.random() < sampling.p_far_hr:
+        low, high = sampling.far_hr_gap
+        far = int(options.integers(low, high + 1))
+        if options.random() < 0.5:
+            before = far
+        else:
+            after = far
     lo, hi = np.log(sampling.frame_step_range)
     step = float(np.exp(rng.uniform(lo, hi)))
     t0 = float(max(s, before)) * step
@@ -154,8 +183,11 @@ def augment(
 def make_window(index: int, sampling: WindowSampling) -> TrainingWindow:
     """Generate training sample ``index`` of the stream defined by ``sampling``."""
     rng = np.random.default_rng([sampling.seed, index])
+    # The far-HR and decoy options draw from a generator of their own, so that
+    # switching them on changes nothing else in a sample (nor in earlier streams).
+    options_rng = np.random.default_rng([sampling.seed, index, 1])
     family = sampling.families[int(rng.integers(len(sampling.families)))]
-    times = draw_times(rng, sampling)
+    times = draw_times(rng, sampling, options_rng)
     params: dict[str, Any] = (
         draw_scene_params(family, rng) if sampling.vary_scene else {}
     )
@@ -168,6 +200,16 @@ def make_window(index: int, sampling: WindowSampling) -> TrainingWindow:
         seed=int(rng.integers(2**31)),
         **params,
     )  # (6, 4·size, 4·size): 3 LR instants, 2 HR frames, the truth
+    if sampling.p_hr_decoy > 0 and options_rng.random() < sampling.p_hr_decoy:
+        slot = 3 + int(options_rng.integers(2))
+        hr_video[slot] = generate_scene(
+            family,
+            times=times[slot : slot + 1],
+            height=SCALE * size,
+            width=SCALE * size,
+            seed=int(options_rng.integers(2**31)),
+            **params,
+        )[0]
     lr = bin_frames(hr_video[:3], SCALE)
     b0 = 10 ** rng.uniform(*sampling.log10_b0_range)
     lr = add_poisson_noise(lr, b0, rng)

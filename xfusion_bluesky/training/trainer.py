@@ -85,6 +85,18 @@ class TrainConfig:
         Weights to start from instead of a random initialisation (a ``.pth`` that
         :func:`~xfusion_bluesky.fusion.model.load_model` reads), e.g. to fine-tune
         longer with a fresh cosine cycle — the paper's stage 2 starts this way.
+    p_far_hr : float
+        Share of training windows with one HR frame 21–66 LR frames away
+        (:class:`~xfusion_bluesky.training.dataset.WindowSampling`); validation
+        windows keep the paper's 1–20.
+    p_hr_decoy : float
+        Share of training windows with one HR frame from another scene
+        (:class:`~xfusion_bluesky.training.dataset.WindowSampling`).
+    gate_init_scale : float
+        Multiply the weights and biases of TSA's two temporal-attention
+        convolutions by this at the start, so that the correlation feeding the
+        sigmoid gate starts small (scale² of its value) and the gate can learn
+        again where a saturated one passes no gradient.
     """
 
     method: str = "edvr_stf"
@@ -102,6 +114,9 @@ class TrainConfig:
     num_workers: int = 1
     seed: int = 10
     init_from: str | None = None
+    p_far_hr: float = 0.0
+    p_hr_decoy: float = 0.0
+    gate_init_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain JSON-able data."""
@@ -130,6 +145,11 @@ def build_model(config: TrainConfig) -> EDVR:
                 f"({model.config})"
             )
         model.load_state_dict(start.state_dict())
+    if config.gate_init_scale != 1.0:
+        with torch.no_grad():
+            for conv in (model.fusion.temporal_attn1, model.fusion.temporal_attn2):
+                conv.weight.mul_(config.gate_init_scale)
+                conv.bias.mul_(config.gate_init_scale)
     return model
 
 
@@ -194,8 +214,12 @@ def validate(model: EDVR | None, windows: list[TrainingWindow]) -> float:
             batch.lr[:, 1], scale_factor=4, mode="bicubic", align_corners=False
         )
     else:
+        device = next(model.parameters()).device
         model.eval()
-        fused = _forward(model, batch)
+        on_device = TrainingWindow(
+            batch.lr.to(device), batch.hr.to(device), batch.target
+        )
+        fused = _forward(model, on_device).cpu()
         model.train()
     values = psnr(fused.clamp(0, 1)[:, 0].numpy(), batch.target[:, 0].numpy())
     return mean_finite(values)[0]
@@ -277,6 +301,8 @@ def train(
         sampling = WindowSampling(
             families=stage.families,
             lr_patch=config.lr_patch,
+            p_far_hr=config.p_far_hr,
+            p_hr_decoy=config.p_hr_decoy,
             seed=config.seed + stage_index,
         )
         stage_end = min(stage.iterations, local + end - iteration)
