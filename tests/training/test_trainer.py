@@ -196,3 +196,30 @@ def test_gate_init_scale_scales_only_the_temporal_attention(tmp_path):
     for key, value in start.state_dict().items():
         factor = 0.1 if key.startswith("fusion.temporal_attn") else 1.0
         torch.testing.assert_close(scaled[key], value * factor)
+
+
+def test_gate_from_takes_only_the_temporal_attention_of_the_donor(tmp_path):
+    from xfusion_bluesky.fusion.model import EDVRSTF, save_model
+    from xfusion_bluesky.training.trainer import build_model
+
+    torch.manual_seed(1)
+    start, donor = EDVRSTF(**TINY_MODEL), EDVRSTF(**TINY_MODEL)
+    save_model(start, tmp_path / "start.pth")
+    save_model(donor, tmp_path / "donor.pth")
+    config = TrainConfig(
+        model=TINY_MODEL,
+        init_from=str(tmp_path / "start.pth"),
+        gate_from=str(tmp_path / "donor.pth"),
+        gate_init_scale=0.5,
+    )
+    built = build_model(config).state_dict()
+    for key, value in start.state_dict().items():
+        if key.startswith("fusion.temporal_attn"):
+            torch.testing.assert_close(built[key], donor.state_dict()[key] * 0.5)
+        else:
+            torch.testing.assert_close(built[key], value)
+    other = {**TINY_MODEL, "num_feat": 16}
+    save_model(EDVRSTF(**other), tmp_path / "wide.pth")
+    wrong = TrainConfig(model=TINY_MODEL, gate_from=str(tmp_path / "wide.pth"))
+    with pytest.raises(ValueError, match="gate_from"):
+        build_model(wrong)

@@ -77,6 +77,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "HS frame) that the network must learn to ignore (default 0)",
     )
     parser.add_argument(
+        "--gate-from",
+        default=None,
+        metavar="PTH",
+        help="take TSA's temporal-attention convolutions from these weights (same "
+        "network size), before --gate-init-scale",
+    )
+    parser.add_argument(
         "--gate-init-scale",
         type=float,
         default=1.0,
@@ -119,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         init_from=args.init,
         p_far_hr=args.far_hr,
         p_hr_decoy=args.decoy_hr,
+        gate_from=args.gate_from,
         gate_init_scale=args.gate_init_scale,
     )
     path = train(config, args.out, device=args.device)

@@ -92,6 +92,10 @@ class TrainConfig:
     p_hr_decoy : float
         Share of training windows with one HR frame from another scene
         (:class:`~xfusion_bluesky.training.dataset.WindowSampling`).
+    gate_from : str, optional
+        Take TSA's two temporal-attention convolutions from these weights (same
+        config) instead, e.g. to give a network whose gate sits at zero a gate
+        with a positive level again; ``gate_init_scale`` applies after.
     gate_init_scale : float
         Multiply the weights and biases of TSA's two temporal-attention
         convolutions by this at the start, so that the correlation feeding the
@@ -116,6 +120,7 @@ class TrainConfig:
     init_from: str | None = None
     p_far_hr: float = 0.0
     p_hr_decoy: float = 0.0
+    gate_from: str | None = None
     gate_init_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,9 +150,20 @@ def build_model(config: TrainConfig) -> EDVR:
                 f"({model.config})"
             )
         model.load_state_dict(start.state_dict())
+    gates = (model.fusion.temporal_attn1, model.fusion.temporal_attn2)
+    if config.gate_from:
+        donor = load_model(config.gate_from)
+        if donor.config != model.config:
+            raise ValueError(
+                f"gate_from={config.gate_from} holds {donor.config}; the config asks "
+                f"for {model.config}"
+            )
+        donor_gates = (donor.fusion.temporal_attn1, donor.fusion.temporal_attn2)
+        for conv, source in zip(gates, donor_gates, strict=True):
+            conv.load_state_dict(source.state_dict())
     if config.gate_init_scale != 1.0:
         with torch.no_grad():
-            for conv in (model.fusion.temporal_attn1, model.fusion.temporal_attn2):
+            for conv in gates:
                 conv.weight.mul_(config.gate_init_scale)
                 conv.bias.mul_(config.gate_init_scale)
     return model
