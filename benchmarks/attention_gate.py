@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         row = family_row(model, family, size, seeds)
         print(
             f"{family:24s} "
-            + " ".join(f"{v:9.1f}" for v in row["slot_mean"])
+            + " ".join(f"{v:9.3g}" for v in row["slot_mean"])
             + f" {row['saturated']:7.1%} {row['b1']:6.3f} {row['b9']:6.3f}"
             f" {row['drift']:6.1%} {row['rho']:+6.2f}"
         )

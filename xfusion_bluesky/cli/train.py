@@ -36,6 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=4e-4,
+        help="Adam's starting rate in each stage, cosine-annealed to 1e-7 "
+        "(default 4e-4, the paper's)",
+    )
+    parser.add_argument(
         "--lr-patch", type=int, default=24, help="LR crop size in pixels"
     )
     parser.add_argument(
@@ -112,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
         else {k: v for k, v in EDVRSTF().config.items() if k not in ("num_frame_hi",)}
     )
     stages = (
-        Stage("pretrain", ("natural",), pre),
-        Stage("finetune", XRAY_FAMILIES, fine),
+        Stage("pretrain", ("natural",), pre, args.learning_rate),
+        Stage("finetune", XRAY_FAMILIES, fine, args.learning_rate),
     )
     config = TrainConfig(
         method=args.method,
