@@ -223,3 +223,19 @@ def test_gate_from_takes_only_the_temporal_attention_of_the_donor(tmp_path):
     wrong = TrainConfig(model=TINY_MODEL, gate_from=str(tmp_path / "wide.pth"))
     with pytest.raises(ValueError, match="gate_from"):
         build_model(wrong)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("p_hr_decoy", 1.5), ("p_far_hr", -0.1), ("far_hr_gap", (30, 20))],
+)
+def test_bad_sampling_options_are_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=field):
+        WindowSampling(families=XRAY_FAMILIES, **{field: value})
+
+
+def test_a_zero_gate_scale_is_refused():
+    from xfusion_bluesky.training.trainer import build_model
+
+    with pytest.raises(ValueError, match="gate_init_scale"):
+        build_model(TrainConfig(model=TINY_MODEL, gate_init_scale=0.0))

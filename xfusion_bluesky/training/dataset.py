@@ -80,6 +80,18 @@ class WindowSampling:
     vary_scene: bool = True
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("p_hr_at_reference", "p_far_hr", "p_hr_decoy"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1]; got {value}")
+        low, high = self.far_hr_gap
+        if not 1 <= low <= high:
+            raise ValueError(
+                f"far_hr_gap must be (low, high) LR frames with 1 <= low <= high; "
+                f"got {self.far_hr_gap}"
+            )
+
 
 @dataclass(frozen=True)
 class TrainingWindow:

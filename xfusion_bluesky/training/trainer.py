@@ -150,6 +150,9 @@ def build_model(config: TrainConfig) -> EDVR:
                 f"({model.config})"
             )
         model.load_state_dict(start.state_dict())
+    if config.gate_init_scale <= 0:
+        # Zero weights would pin the correlation at 0 with no gradient to leave it.
+        raise ValueError(f"gate_init_scale must be > 0; got {config.gate_init_scale}")
     gates = (model.fusion.temporal_attn1, model.fusion.temporal_attn2)
     if config.gate_from:
         donor = load_model(config.gate_from)
