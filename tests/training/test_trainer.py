@@ -7,7 +7,11 @@ import torch
 from xfusion_bluesky.fusion.model import load_model
 from xfusion_bluesky.synthetic.scene import XRAY_FAMILIES
 from xfusion_bluesky.training.dataset import WindowSampling, make_window, paired_crop
-from xfusion_bluesky.training.losses import charbonnier_loss
+from xfusion_bluesky.training.losses import (
+    attention_loss,
+    charbonnier_loss,
+    hr_share,
+)
 from xfusion_bluesky.training.trainer import Stage, TrainConfig, train
 
 TINY_MODEL = {
@@ -73,6 +77,71 @@ def test_noise_free_lr_is_the_binned_truth():
 def test_charbonnier_is_smooth_l1_sum():
     a = torch.tensor([0.0, 1.0, 3.0])
     assert charbonnier_loss(a, torch.zeros(3)).item() == pytest.approx(4.0, abs=1e-5)
+
+
+def test_hr_share_follows_content_not_position():
+    torch.manual_seed(0)
+    truth = torch.rand(1, 1, 16, 16)
+    near = truth + 0.05 * torch.randn_like(truth)
+    foreign = torch.rand_like(truth)
+
+    def share(before, after):
+        return hr_share(torch.stack([before, after], dim=1), truth)[0]
+
+    torch.testing.assert_close(share(truth, foreign), torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(share(truth, truth), torch.tensor([0.5, 0.5]))
+    before, after = share(foreign, near)
+    assert after > 0.9
+    assert before < 0.1
+    assert before + after == pytest.approx(1.0)
+    # Brightness or contrast of the whole scene does not change the shares.
+    torch.testing.assert_close(
+        hr_share(torch.stack([near, foreign], 1) * 0.2, truth * 0.2),
+        hr_share(torch.stack([near, foreign], 1), truth),
+    )
+
+
+def test_attention_loss_is_zero_only_at_level_times_share():
+    torch.manual_seed(0)
+    truth = torch.rand(2, 1, 16, 16)
+    hr = torch.stack([truth, torch.rand_like(truth)], dim=1)
+    scores = torch.zeros(2, 5)
+    scores[:, 3:] = 2.0 * hr_share(hr, truth)
+    assert attention_loss(scores, hr, truth, level=2.0).item() == pytest.approx(0.0)
+    # The LR frames' scores are not asked for anything.
+    scores[:, :3] = 7.0
+    assert attention_loss(scores, hr, truth, level=2.0).item() == pytest.approx(0.0)
+    # Swapping the HR frames' scores costs (2 · 1)² + (2 · 1)² per window.
+    swapped = scores.clone()
+    swapped[:, 3:] = scores[:, 3:].flip(1)
+    loss = attention_loss(swapped, hr, truth, level=2.0).item()
+    assert loss == pytest.approx(2 * 8.0, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_attention_loss_weight_moves_edvr_stf_only(tmp_path):
+    import dataclasses
+
+    plain = dataclasses.replace(_config(), stages=(Stage("x", XRAY_FAMILIES, 2),))
+    weighted = dataclasses.replace(plain, attention_loss_weight=5.0)
+    a = load_model(train(plain, tmp_path / "plain", progress=False))
+    b = load_model(train(weighted, tmp_path / "weighted", progress=False))
+    assert a.model_id != b.model_id
+    with (tmp_path / "weighted" / "log.csv").open() as handle:
+        assert all(float(r["attention_loss"]) > 0 for r in csv.DictReader(handle))
+    # The LR-only baseline has no HR frames to score: the weight changes nothing.
+    edvr = dataclasses.replace(plain, method="edvr")
+    c = load_model(train(edvr, tmp_path / "edvr", progress=False))
+    d = load_model(
+        train(
+            dataclasses.replace(edvr, attention_loss_weight=5.0),
+            tmp_path / "e2",
+            progress=False,
+        )
+    )
+    assert c.model_id == d.model_id
+    with pytest.raises(ValueError, match="attention_loss_weight"):
+        train(dataclasses.replace(plain, attention_loss_weight=-1.0), tmp_path / "n")
 
 
 @pytest.mark.slow

@@ -99,6 +99,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "0.1 with --init, to un-saturate a gate whose correlation is in the "
         "hundreds; default 1: unchanged)",
     )
+    parser.add_argument(
+        "--attention-loss",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of a term that asks each HR frame's attention score to equal "
+        "the share of its content that matches the reference instant (EDVR-STF "
+        "only; default 0: the paper's Charbonnier loss alone)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -135,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         p_hr_decoy=args.decoy_hr,
         gate_from=args.gate_from,
         gate_init_scale=args.gate_init_scale,
+        attention_loss_weight=args.attention_loss,
     )
     path = train(config, args.out, device=args.device)
     print(f"weights: {path}")

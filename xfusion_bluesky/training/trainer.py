@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from xfusion_bluesky.fusion.model import EDVR, EDVRSTF, load_model, save_model
-from xfusion_bluesky.fusion.model.edvr_stf import SMALL_CONFIG
+from xfusion_bluesky.fusion.model.edvr_stf import SMALL_CONFIG, FusionOutput
 from xfusion_bluesky.metrics import mean_finite, psnr
 from xfusion_bluesky.synthetic.scene import XRAY_FAMILIES
 from xfusion_bluesky.training.dataset import (
@@ -37,7 +37,7 @@ from xfusion_bluesky.training.dataset import (
     collate_windows,
     make_window,
 )
-from xfusion_bluesky.training.losses import charbonnier_loss
+from xfusion_bluesky.training.losses import attention_loss, charbonnier_loss
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ _LOG_FIELDS = (
     "seconds",
     "val_psnr_db",
     "val_bicubic_psnr_db",
+    "attention_loss",
 )
 
 
@@ -101,6 +102,9 @@ class TrainConfig:
         convolutions by this at the start, so that the correlation feeding the
         sigmoid gate starts small (scale² of its value) and the gate can learn
         again where a saturated one passes no gradient.
+    attention_loss_weight : float
+        Weight of :func:`~xfusion_bluesky.training.losses.attention_loss` beside
+        the Charbonnier loss (EDVR-STF only; 0: the paper's loss alone).
     """
 
     method: str = "edvr_stf"
@@ -122,6 +126,7 @@ class TrainConfig:
     p_hr_decoy: float = 0.0
     gate_from: str | None = None
     gate_init_scale: float = 1.0
+    attention_loss_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain JSON-able data."""
@@ -153,6 +158,10 @@ def build_model(config: TrainConfig) -> EDVR:
     if config.gate_init_scale <= 0:
         # Zero weights would pin the correlation at 0 with no gradient to leave it.
         raise ValueError(f"gate_init_scale must be > 0; got {config.gate_init_scale}")
+    if config.attention_loss_weight < 0:
+        raise ValueError(
+            f"attention_loss_weight must be >= 0; got {config.attention_loss_weight}"
+        )
     gates = (model.fusion.temporal_attn1, model.fusion.temporal_attn2)
     if config.gate_from:
         donor = load_model(config.gate_from)
@@ -172,24 +181,32 @@ def build_model(config: TrainConfig) -> EDVR:
     return model
 
 
-def _forward(model: EDVR, batch: TrainingWindow) -> torch.Tensor:
+def _forward(model: EDVR, batch: TrainingWindow) -> FusionOutput:
     """Run the network on a batch; the LR-only baseline ignores the HR frames."""
-    out = model(batch.lr, batch.hr) if isinstance(model, EDVRSTF) else model(batch.lr)
-    return out.fused
+    return model(batch.lr, batch.hr) if isinstance(model, EDVRSTF) else model(batch.lr)
 
 
 def _step(
-    model: EDVR, optimiser: torch.optim.Optimizer, batch: TrainingWindow, device: str
-) -> torch.Tensor:
-    """One optimisation step on one batch; return the (detached) loss."""
+    model: EDVR,
+    optimiser: torch.optim.Optimizer,
+    batch: TrainingWindow,
+    device: str,
+    attention_weight: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on one batch; return the total and attention losses."""
     on_device = TrainingWindow(
         lr=batch.lr.to(device), hr=batch.hr.to(device), target=batch.target.to(device)
     )
-    loss = charbonnier_loss(_forward(model, on_device), on_device.target)
+    out = _forward(model, on_device)
+    loss = charbonnier_loss(out.fused, on_device.target)
+    attention_term = torch.zeros((), device=device)
+    if attention_weight > 0 and isinstance(model, EDVRSTF):
+        attention_term = attention_loss(out.attention, on_device.hr, on_device.target)
+        loss = loss + attention_weight * attention_term
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
-    return loss.detach()
+    return loss.detach(), attention_term.detach()
 
 
 def _stage_at(config: TrainConfig, iteration: int) -> tuple[int, int]:
@@ -238,7 +255,7 @@ def validate(model: EDVR | None, windows: list[TrainingWindow]) -> float:
         on_device = TrainingWindow(
             batch.lr.to(device), batch.hr.to(device), batch.target
         )
-        fused = _forward(model, on_device).cpu()
+        fused = _forward(model, on_device).fused.cpu()
         model.train()
     values = psnr(fused.clamp(0, 1)[:, 0].numpy(), batch.target[:, 0].numpy())
     return mean_finite(values)[0]
@@ -335,7 +352,9 @@ def train(
         bar.set_description(stage.name)
         tick = time.perf_counter()
         for batch in loader:
-            loss = _step(model, optimiser, batch, device)
+            loss, attention_term = _step(
+                model, optimiser, batch, device, config.attention_loss_weight
+            )
             schedule.step()
             iteration += 1
             local += 1
@@ -349,6 +368,7 @@ def train(
                 "seconds": f"{time.perf_counter() - tick:.3f}",
                 "val_psnr_db": "",
                 "val_bicubic_psnr_db": "",
+                "attention_loss": f"{attention_term.item():.4g}",
             }
             tick = time.perf_counter()
             if iteration % config.validate_every == 0 or iteration == end:
