@@ -333,8 +333,8 @@ def apply_roi_preset(uhs: Any, hs: Any, registration: Any, preset: RoiPreset) ->
     )
     registration.offset_y_hr_px.put(offset[0])
     registration.offset_x_hr_px.put(offset[1])
-    registration.flip_ud.put(False)
-    registration.flip_lr.put(False)
+    registration.flip_y.put(False)
+    registration.flip_x.put(False)
     registration.measured_by.put("nominal")
     if hasattr(hs, "mount_offset_y_hr_px"):
         hs.mount_offset_y_hr_px.put(offset[0])

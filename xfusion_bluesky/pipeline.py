@@ -2,20 +2,18 @@
 
 :func:`fuse_run` is what the fusion worker calls for every finished run and what
 ``xfusion-bluesky fuse UID`` calls by hand. It never raises for a run that cannot
-be fused: the failure is written to the catalog as a derived run with
-``status="failed"`` and a one-line ``reason``, and the caller moves on. It is
-idempotent: a fusion is identified by (raw uid, method, model sha256, parameters)
-and asking again returns the existing derived run unless ``force=True``.
+be fused: the failure is written to the catalog as a derived run whose stop
+document has ``exit_status="fail"`` and a one-line ``reason``, and the caller
+moves on. It is idempotent: a fusion is identified by (raw uid, method, model
+sha256, parameters) and asking again returns the existing derived run unless
+``force=True`` (the lookups live in :mod:`~xfusion_bluesky.catalog.progress`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +29,8 @@ from xfusion_bluesky.catalog.derived import (
     to_counts,
     write_failed_run,
 )
-from xfusion_bluesky.catalog.queries import FusedRun, find_by_key
+from xfusion_bluesky.catalog.progress import STALE_AFTER_S, existing_fusion
+from xfusion_bluesky.catalog.queries import FusedRun
 from xfusion_bluesky.catalog.reader import RawRun, open_raw_run
 from xfusion_bluesky.errors import RunNotFusableError, XFusionError
 from xfusion_bluesky.fusion import fuse_iter, normalize_attention
@@ -40,71 +39,15 @@ from xfusion_bluesky.fusion.alignment import (
     align_hr_times,
     register_fields,
 )
-from xfusion_bluesky.fusion.model.checkpoint import (
-    default_model_path,
-    load_model,
-    model_id,
-)
+from xfusion_bluesky.fusion.model.loader import load_network
+from xfusion_bluesky.stored_format import raw_start_v1
 
-__all__ = ["DEFAULT_METHOD", "ModelCache", "fuse_run"]
+__all__ = ["DEFAULT_METHOD", "fuse_run"]
 
 logger = logging.getLogger(__name__)
 
 #: Method used when neither the caller nor the raw run's start document names one.
 DEFAULT_METHOD = "edvr_stf"
-#: An unfinished derived run older than this (s) whose writer cannot be checked
-#: is taken as abandoned and replaced.
-STALE_AFTER_S = 3600.0
-_NETWORK_METHODS = ("edvr_stf", "edvr")
-
-
-@dataclass
-class _Model:
-    """A loaded network (None for weight-free methods) and its provenance."""
-
-    network: Any
-    info: dict[str, Any]
-
-
-@dataclass
-class ModelCache:
-    """Networks loaded once per worker and reused for every run.
-
-    Attributes
-    ----------
-    device : str
-        Where the networks run (``"cpu"``, ``"cuda"``, ...).
-    """
-
-    device: str = "cpu"
-    _models: dict[tuple[str, str], _Model] = field(default_factory=dict)
-
-    def get(self, method: str, model: str | os.PathLike[str] | None) -> _Model:
-        """Return the network of ``method`` from ``model`` (None: shipped weights).
-
-        Raises
-        ------
-        Exception
-            Whatever loading raises (missing file, mismatched keys, ...).
-        """
-        if method not in _NETWORK_METHODS:
-            if model is not None:
-                raise XFusionError(f"method {method!r} takes no model; got {model!r}")
-            return _Model(None, {"name": None, "sha256": None, "config": None})
-        path = Path(model) if model is not None else default_model_path(method)
-        key = (method, os.fspath(path))
-        if key not in self._models:
-            network = load_model(path, device=self.device)
-            self._models[key] = _Model(
-                network,
-                {
-                    "name": path.stem,
-                    "path": os.fspath(path),
-                    "sha256": getattr(network, "model_id", None) or model_id(network),
-                    "config": {"class": type(network).__name__, **network.config},
-                },
-            )
-        return self._models[key]
 
 
 def fuse_run(
@@ -118,7 +61,6 @@ def fuse_run(
     device: str = "cpu",
     batch_size: int | None = None,
     progress: bool = False,
-    models: ModelCache | None = None,
     stale_after_s: float = STALE_AFTER_S,
 ) -> FusedRun:
     """Fuse raw run ``raw_uid`` and write the result to Tiled as a derived run.
@@ -141,11 +83,10 @@ def fuse_run(
     device : str
         Where the network runs.
     batch_size : int, optional
-        Windows per forward pass; halved and retried after an out-of-memory error.
+        Windows per forward pass; ``fuse_iter`` halves it after an out-of-memory
+        error and goes on from the first frame not yet fused.
     progress : bool
         Show a progress bar per burst.
-    models : ModelCache, optional
-        Reuse networks already loaded (a worker passes its own).
     stale_after_s : float
         An unfinished derived run this old, written by a process that cannot be
         checked, is replaced.
@@ -163,12 +104,11 @@ def fuse_run(
     """
     catalogs = open_catalogs(target)
     node = catalogs.raw[raw_uid]
-    raw_start = dict(node.start)
+    raw_start = raw_start_v1(dict(node.start))
     full_uid = str(raw_start["uid"])
     requested = raw_start.get("fusion") or {}
     method = method or requested.get("method") or DEFAULT_METHOD
     separation = int(lr_separation or requested.get("lr_separation") or 1)
-    cache = models or ModelCache(device)
 
     fusion: dict[str, Any] = {
         "method": method,
@@ -180,7 +120,7 @@ def fuse_run(
         "started": time.time(),
     }
     try:
-        loaded = cache.get(method, model)
+        loaded = load_network(method, model, device=device)
         load_error: BaseException | None = None
     except Exception as err:
         loaded, load_error = None, err
@@ -198,7 +138,7 @@ def fuse_run(
         normalize=True,
     )
     if not force:
-        existing = _existing(catalogs, fusion["key"], stale_after_s)
+        existing = existing_fusion(catalogs, fusion["key"], stale_after_s=stale_after_s)
         if existing is not None:
             logger.info("raw run %s already fused: %s", full_uid, existing.uid)
             return existing
@@ -224,10 +164,9 @@ def fuse_run(
         raw_start=raw_start,
     )
     writer.open()
-    bursts: list[dict[str, Any]] = []
     try:
         for k in range(run.num_bursts):
-            bursts.append(
+            writer.bursts.append(
                 _fuse_burst(
                     writer,
                     run,
@@ -241,10 +180,8 @@ def fuse_run(
                     progress=progress,
                 )
             )
-        writer.fusion["bursts"] = bursts
         writer.close()
     except Exception as err:
-        writer.fusion["bursts"] = bursts
         writer.fail(_reason(err), short_traceback(err))
     return FusedRun.open(catalogs, writer.uid)
 
@@ -268,58 +205,44 @@ def _fuse_burst(
     alignment = align_hr_times(
         burst.lr_times_s,
         burst.hr_times_s,
-        float(run.start["lr"].get("frame_period_s") or 0) or None,
+        float(run.start["uhs"].get("frame_period_s") or 0) or None,
     )
     lr, hr = registration.apply(burst.lr, burst.hr)
     hr = hr[alignment.kept]
-    bit_depth = int(run.start["hr"].get("bit_depth", 16))
+    bit_depth = int(run.start["hs"].get("bit_depth", 16))
     backward = np.full(lr.shape[0], np.nan)
     forward = np.full(lr.shape[0], np.nan)
-    written, batch = 0, batch_size
-    while True:
-        stream = fuse_iter(
-            lr,
-            hr,
-            alignment.hr_index,
-            method,
-            model=network,
-            lr_separation=lr_separation,
-            device=device,
-            batch_size=batch,
-            progress=progress,
-        )
-        try:
-            for t, frame, scores in stream:
-                if t < written:  # fused before an out-of-memory retry
-                    continue
-                window = scores.window
-                backward[t] = scores.backward_attention
-                forward[t] = scores.forward_attention
-                writer.write_frame(
-                    DerivedFrame(
-                        burst=k,
-                        frame=t,
-                        time_s=float(burst.lr_times_s[t]),
-                        fused=to_counts(frame, bit_depth),
-                        backward_attention=scores.backward_attention,
-                        forward_attention=scores.forward_attention,
-                        hr_before=int(alignment.kept[window.hr_before]),
-                        hr_after=int(alignment.kept[window.hr_after]),
-                        hr_at_reference=window.hr_at_reference,
-                    )
+    stream = fuse_iter(
+        lr,
+        hr,
+        alignment.hr_index,
+        method,
+        model=network,
+        lr_separation=lr_separation,
+        device=device,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    try:
+        for t, frame, scores in stream:
+            window = scores.window
+            backward[t] = scores.backward_attention
+            forward[t] = scores.forward_attention
+            writer.write_frame(
+                DerivedFrame(
+                    burst=k,
+                    uhs_frame=t,
+                    time_s=float(burst.lr_times_s[t]),
+                    fused=to_counts(frame, bit_depth),
+                    backward_attention=scores.backward_attention,
+                    forward_attention=scores.forward_attention,
+                    hs_before=int(alignment.kept[window.hr_before]),
+                    hs_after=int(alignment.kept[window.hr_after]),
+                    hr_at_reference=window.hr_at_reference,
                 )
-                written += 1
-            break
-        except (torch.OutOfMemoryError, MemoryError):
-            batch = int(stream.params["batch_size"])
-            if batch <= 1:
-                raise
-            batch //= 2
-            logger.warning("out of memory on burst %d: batch %d next", k, batch)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        finally:
-            stream.close()
+            )
+    finally:
+        stream.close()
     normalized_backward, normalized_forward = normalize_attention(
         backward, forward, alignment.hr_index
     )
@@ -338,11 +261,11 @@ def _registration(run: RawRun) -> FieldRegistration:
     """Return the common field from the start document's shapes and registration."""
     reg = run.start["registration"]
     return register_fields(
-        tuple(run.start["lr"]["frame_shape"]),
-        tuple(run.start["hr"]["frame_shape"]),
+        tuple(run.start["uhs"]["frame_shape"]),
+        tuple(run.start["hs"]["frame_shape"]),
         offset_hr_px=tuple(reg.get("offset_hr_px", (0.0, 0.0))),
-        flip_ud=bool(reg.get("flip_ud", False)),
-        flip_lr=bool(reg.get("flip_lr", False)),
+        flip_y=bool(reg.get("flip_y", False)),
+        flip_x=bool(reg.get("flip_x", False)),
         scale=int(reg.get("scale", 4)),
     )
 
@@ -350,50 +273,13 @@ def _registration(run: RawRun) -> FieldRegistration:
 def _check_shapes(
     run: RawRun, lr_shape: tuple[int, ...], hr_shape: tuple[int, ...], k: int
 ) -> None:
-    for name, block, shape in (("UHS", "lr", lr_shape), ("HS", "hr", hr_shape)):
+    for name, block, shape in (("UHS", "uhs", lr_shape), ("HS", "hs", hr_shape)):
         expected = tuple(run.start[block]["frame_shape"])
         if tuple(shape) != expected:
             raise RunNotFusableError(
                 f"burst {k}: the {name} frames are {shape[0]}×{shape[1]} px but the "
                 f"start document says {expected[0]}×{expected[1]}"
             )
-
-
-def _existing(catalogs: Catalogs, key: str, stale_after_s: float) -> FusedRun | None:
-    """Return the finished or live derived run with ``key``; delete abandoned ones."""
-    found = None
-    for fused in find_by_key(catalogs, key):
-        if fused.finished:
-            found = found or fused
-        elif _abandoned(fused, stale_after_s):
-            logger.warning(
-                "derived run %s was abandoned mid-fusion (writer %s): replacing it",
-                fused.uid,
-                fused.metadata.get("worker"),
-            )
-            fused.node.delete(recursive=True, external_only=False)
-        else:
-            found = found or fused
-    return found
-
-
-def _abandoned(fused: FusedRun, stale_after_s: float) -> bool:
-    """Tell whether an unfinished derived run's writer is gone."""
-    worker = fused.metadata.get("worker") or {}
-    if worker.get("host") == socket.gethostname() and worker.get("pid"):
-        pid = int(worker["pid"])
-        if pid == os.getpid():
-            return True  # this process is not writing it (it would not ask)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-        else:
-            return False
-    started = float((fused.metadata.get("fusion") or {}).get("started") or 0)
-    return time.time() - started > stale_after_s
 
 
 def _record_failure(

@@ -71,7 +71,7 @@ def test_registration_crops_both_fields_on_whole_lr_pixels():
 
 def test_registration_undoes_the_flips():
     hr = np.arange(8 * 12).reshape(1, 8, 12)
-    reg = register_fields((2, 3), (8, 12), flip_ud=True, flip_lr=True)
+    reg = register_fields((2, 3), (8, 12), flip_y=True, flip_x=True)
     _, hr_c = reg.apply(np.zeros((1, 2, 3)), hr[:, ::-1, ::-1])
     np.testing.assert_array_equal(hr_c, hr)
 

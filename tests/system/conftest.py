@@ -85,7 +85,7 @@ def write_raw_run(tiled, hdf5_dir):
         num_bursts: int = 1,
         announced_bursts: int | None = None,
         offset_hr_px: tuple[float, float] = (0.0, 0.0),
-        flip_ud: bool = False,
+        flip_y: bool = False,
         exit_status: str = "success",
         method: str = "bicubic",
         hr_shape_in_md: tuple[int, int] | None = None,
@@ -99,14 +99,15 @@ def write_raw_run(tiled, hdf5_dir):
         bundle = compose_run(
             metadata={
                 "plan_name": "dual_camera_scan",
+                "xfusion_format": 1,
                 "num_points": announced_bursts or num_bursts,
-                "lr": lr_md,
-                "hr": hr_md,
+                "uhs": lr_md,
+                "hs": hr_md,
                 "registration": {
                     "scale": 4,
                     "offset_hr_px": list(offset_hr_px),
-                    "flip_ud": flip_ud,
-                    "flip_lr": False,
+                    "flip_y": flip_y,
+                    "flip_x": False,
                 },
                 "fusion": {"requested": True, "method": method, "lr_separation": 1},
             }

@@ -23,14 +23,14 @@ def direct_fusion(raw, uid, method, frames=None):
     burst = run.burst(0)
     reg = run.start["registration"]
     registration = register_fields(
-        tuple(run.start["lr"]["frame_shape"]),
-        tuple(run.start["hr"]["frame_shape"]),
+        tuple(run.start["uhs"]["frame_shape"]),
+        tuple(run.start["hs"]["frame_shape"]),
         offset_hr_px=tuple(reg["offset_hr_px"]),
-        flip_ud=reg["flip_ud"],
-        flip_lr=reg["flip_lr"],
+        flip_y=reg["flip_y"],
+        flip_x=reg["flip_x"],
         scale=reg["scale"],
     )
-    period = run.start["lr"]["frame_period_s"]
+    period = run.start["uhs"]["frame_period_s"]
     alignment = align_hr_times(burst.lr_times_s, burst.hr_times_s, period)
     lr, hr = registration.apply(burst.lr, burst.hr)
     stream = fuse_iter(lr, hr[alignment.kept], alignment.hr_index, method)

@@ -44,14 +44,18 @@ def test_fused_run_equals_direct_fuse(tiled, write_raw_run, burst):
         direct.normalized_backward_attention,
         rtol=1e-5,
     )
-    np.testing.assert_array_equal(fetched.hr_before, direct.hr_before)
+    # One HS frame per HR frame, none dropped: HS frame numbers equal HR indices.
+    np.testing.assert_array_equal(fetched.hs_before, direct.hr_before)
+    np.testing.assert_array_equal(fetched.uhs_frame, np.arange(len(frames)))
     np.testing.assert_array_equal(fetched.hr_at_reference, direct.hr_at_reference)
     np.testing.assert_allclose(fetched.frame_times_s, burst["lr_times"])
-    fusion = fetched.metadata["fusion"]
-    assert fusion["model"]["sha256"] == direct.model_id
-    assert fusion["bursts"][0]["hr_index"] == burst["hr_index"].tolist()
-    assert fusion["bursts"][0]["max_error_lr_periods"] == pytest.approx(0.0, abs=1e-6)
-    assert fetched.metadata["status"] == "success"
+    assert fetched.fusion["model"]["sha256"] == direct.model_id
+    bursts = fetched.outcome["bursts"]
+    assert bursts[0]["hr_index"] == burst["hr_index"].tolist()
+    assert bursts[0]["max_error_lr_periods"] == pytest.approx(0.0, abs=1e-6)
+    assert fetched.stop["exit_status"] == "success"
+    assert "status" not in fetched.metadata  # the start document is never rewritten
+    assert fetched.metadata["raw_uid"] == uid
     assert fetched.raw.start["uid"] == uid
     client.context.close()
 
@@ -84,7 +88,7 @@ def test_flipped_offset_hs_field_is_registered(tiled, write_raw_run, burst):
         lr_times=burst["lr_times"],
         hr_times=burst["hr_times"],
         offset_hr_px=(4.0, 0.0),
-        flip_ud=True,
+        flip_y=True,
     )
     result = _fuse(tiled, uid, method="edvr_stf")
     assert result.status == "success", result.reason
@@ -101,9 +105,9 @@ def test_flipped_offset_hs_field_is_registered(tiled, write_raw_run, burst):
 def _failure(tiled, uid, **kwargs):
     result = _fuse(tiled, uid, **kwargs)
     assert result.status == "failed"
-    assert result.metadata["status"] == "failed"
-    assert result.node.metadata["stop"]["exit_status"] == "fail"
-    assert result.metadata["traceback"]
+    assert result.stop["exit_status"] == "fail"
+    assert result.stop["reason"] == result.reason
+    assert result.outcome["traceback"]
     return result.reason
 
 

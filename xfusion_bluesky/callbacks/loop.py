@@ -3,12 +3,13 @@
 :func:`serve` is the body of a :class:`~xfusion_bluesky.callbacks.worker.FusionWorker`,
 in a child process or a thread alike. It connects to Tiled by URI (a process cannot
 inherit a client), fuses every fusion-requested raw run that has no finished derived
-run yet (:func:`pending_runs`: after a crash nothing is lost), then takes uids from
-its queue and looks again every ``poll_s`` seconds in case a notification went
-missing. Each run goes through :func:`~xfusion_bluesky.pipeline.fuse_run` inside
-``try/except``: a bad run becomes a ``failed`` derived run (or, when Tiled itself
-fails, a logged error) and the loop goes on. What happened to each run is reported
-through ``emit("result", FusionOutcome)``.
+run yet (:func:`~xfusion_bluesky.catalog.progress.pending_runs`: after a crash
+nothing is lost), then takes uids from its queue and looks again every ``poll_s``
+seconds in case a notification went missing. Each run goes through
+:func:`~xfusion_bluesky.pipeline.fuse_run` inside ``try/except``: a bad run becomes
+a ``failed`` derived run (or, when Tiled itself fails, a logged error) and the loop
+goes on. What happened to each run is reported through
+``emit("result", FusionOutcome)``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 
 from xfusion_bluesky.callbacks.fusion import fusion_requested
 from xfusion_bluesky.catalog.connect import redact
+from xfusion_bluesky.catalog.progress import pending_runs
 
 __all__ = [
     "FusionOutcome",
@@ -137,42 +139,6 @@ class FusionOutcome:
     job: int | None = None
 
 
-def pending_runs(catalogs: Any, *, since: float | None = None) -> list[str]:
-    """List fusion-requested, finished raw runs with no finished derived run.
-
-    Parameters
-    ----------
-    catalogs : Catalogs
-        From :func:`~xfusion_bluesky.catalog.connect.open_catalogs`.
-    since : float, optional
-        Only raw runs started at or after this time (epoch s).
-
-    Returns
-    -------
-    list of str
-        Raw uids, oldest first. A run whose derived run is still ``running`` is
-        listed: its writer may have been killed (``fuse_run`` decides).
-    """
-    from tiled.queries import Eq, Key, NotEq
-
-    requested = catalogs.raw.search(Eq("start.fusion.requested", True))
-    finished = catalogs.fused.search(NotEq("start.status", "running"))
-    if since is not None:
-        requested = requested.search(Key("start.time") >= since)
-        finished = finished.search(Key("start.time") >= since)
-    distinct = finished.distinct("start.derived_from")["metadata"]
-    done = {item["value"] for item in distinct.get("start.derived_from") or []}
-    found: list[tuple[float, str]] = []
-    for node in requested.values():
-        metadata = node.metadata
-        start = metadata.get("start") or {}
-        uid = str(start.get("uid"))
-        # A run without a stop is still being written (or its RunEngine died).
-        if metadata.get("stop") and uid not in done:
-            found.append((float(start.get("time") or 0.0), uid))
-    return [uid for _, uid in sorted(found)]
-
-
 def serve(config: WorkerConfig, jobs: JobQueue, stop: StopFlag, emit: Emit) -> None:
     """Run the worker until ``stop`` is set, None is queued, or the parent exits.
 
@@ -210,16 +176,18 @@ def serve(config: WorkerConfig, jobs: JobQueue, stop: StopFlag, emit: Emit) -> N
 
 
 class _Loop:
-    """One connection to Tiled, one model cache, and the fuse-one-run step."""
+    """One connection to Tiled and the fuse-one-run step.
+
+    Networks are loaded once per process by the fusion package's cached loader,
+    so every run after the first reuses them.
+    """
 
     def __init__(self, config: WorkerConfig, emit: Emit) -> None:
         from xfusion_bluesky.catalog.connect import open_catalogs
-        from xfusion_bluesky.pipeline import ModelCache
 
         self.config = config
         self.emit = emit
         self.catalogs = open_catalogs(config.tiled_uri, api_key=config.api_key)
-        self.models = ModelCache(config.device)
 
     def run(self, jobs: JobQueue, stop: StopFlag) -> None:
         poll_s = self.config.poll_s
@@ -290,7 +258,6 @@ class _Loop:
                     model=self.config.model,
                     device=self.config.device,
                     batch_size=self.config.batch_size,
-                    models=self.models,
                 )
                 derived, status, reason = fused.uid, fused.status, fused.reason
         except KeyError:

@@ -4,6 +4,11 @@
 entry point: the fused video and attention scores of a raw run in one call.
 """
 
-from xfusion_bluesky.catalog.queries import FusedRun, fetch_fused, find_derived
+from xfusion_bluesky.catalog.queries import (
+    FusedRun,
+    failed_runs_query,
+    fetch_fused,
+    find_derived,
+)
 
-__all__ = ["FusedRun", "fetch_fused", "find_derived"]
+__all__ = ["FusedRun", "failed_runs_query", "fetch_fused", "find_derived"]

@@ -2,11 +2,14 @@
 
 A derived run is an ordinary bluesky run — documents composed with
 ``event_model.compose_run`` and written by bluesky-tiled-plugins' ``TiledWriter``
-into the ``fused`` container — marked with the ``DerivedRun`` spec. Its start
-document says what it was derived from and how (``derived_from``, ``fusion``,
-``status``); its ``primary`` stream holds one event per fused frame, written as
-the frames come; its ``normalized`` stream holds the normalised attention scores,
-written when a burst ends (the normalisation needs the whole burst).
+into the ``fused`` container — marked with the ``DerivedRun`` spec, in stored
+format v1 (``docs/format.md``). Its start document says what it was derived from
+and how (``raw_uid``, ``raw_scan_id``, ``operation``, ``fusion``); its ``primary``
+stream holds one event per fused frame, written as the frames come; its
+``normalized`` stream holds the normalised attention scores, written when a burst
+ends (the normalisation needs the whole burst). Every document is written once:
+the outcome goes into the stop document (``exit_status``, ``reason`` and an
+``outcome`` block with the per-burst records, timings and a failure's traceback).
 
 Frames are stored as uint16 in the HS camera's counts: the fused frames are
 estimates of what the HS camera would have recorded, so its integer scale loses
@@ -29,8 +32,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
+
 __all__ = [
     "DERIVED_SPEC",
+    "OPERATION",
     "PLAN_NAME",
     "DerivedFrame",
     "DerivedRunWriter",
@@ -46,13 +52,15 @@ logger = logging.getLogger(__name__)
 DERIVED_SPEC = "DerivedRun"
 #: ``plan_name`` of derived runs.
 PLAN_NAME = "xfusion_fuse"
+#: ``operation`` of derived runs: what was done to the raw run.
+OPERATION = "fusion"
 #: Bytes of fused frames per TiledWriter request: each request costs ~50 ms, so
 #: batching is most of the pipeline's overhead on small frames (8 frames per batch:
 #: 21 % of the model time at 128×192; see benchmarks/bench_pipeline.py).
 WRITE_BATCH_BYTES = 16 * 2**20
 #: Most frames per request: a viewer still sees new frames every few seconds.
 MAX_WRITE_BATCH = 64
-#: Lines of traceback kept in a failed run's start document.
+#: Lines of traceback kept in a failed run's stop document.
 TRACEBACK_LINES = 12
 
 
@@ -62,28 +70,28 @@ class DerivedFrame:
 
     Attributes
     ----------
-    burst, frame : int
-        Burst (raw event) number and LR frame number (the reference frame t).
+    burst, uhs_frame : int
+        Burst (raw event) number and UHS frame number of the reference frame t.
     time_s : float
         The reference frame's time after the trigger.
     fused : ndarray, (H, W) uint16
         The fused frame in HS counts.
     backward_attention, forward_attention : float
         Raw attention scores of the HR frame before / after (NaN without).
-    hr_before, hr_after : int
-        HS frame numbers (in the raw burst) used as before / after.
+    hs_before, hs_after : int
+        HS frame numbers (in the raw burst) used as the HR frames before / after.
     hr_at_reference : bool
         The HS frame before was taken at the reference instant itself.
     """
 
     burst: int
-    frame: int
+    uhs_frame: int
     time_s: float
     fused: NDArray[np.uint16]
     backward_attention: float
     forward_attention: float
-    hr_before: int
-    hr_after: int
+    hs_before: int
+    hs_after: int
     hr_at_reference: bool
 
 
@@ -124,18 +132,42 @@ def worker_identity() -> dict[str, Any]:
 
 
 def _start_metadata(
-    raw_uid: str, fusion: dict[str, Any], status: str, raw_start: dict[str, Any]
+    raw_uid: str, fusion: dict[str, Any], raw_start: dict[str, Any]
 ) -> dict[str, Any]:
-    copied = {k: raw_start[k] for k in ("scan_id", "sample") if k in raw_start}
-    return {
+    metadata: dict[str, Any] = {
         "plan_name": PLAN_NAME,
-        "derived_from": raw_uid,
-        **{f"raw_{k}" if k == "scan_id" else k: v for k, v in copied.items()},
-        "fusion": fusion,
-        "status": status,
-        "worker": worker_identity(),
-        "tiled_specs": [DERIVED_SPEC],
+        FORMAT_KEY: FORMAT_VERSION,
+        "operation": OPERATION,
+        "raw_uid": raw_uid,
     }
+    if "scan_id" in raw_start:
+        metadata["raw_scan_id"] = raw_start["scan_id"]
+    if "sample" in raw_start:
+        metadata["sample"] = raw_start["sample"]
+    metadata.update(fusion=fusion, worker=worker_identity(), tiled_specs=[DERIVED_SPEC])
+    return metadata
+
+
+def _stop(
+    bundle: Any,
+    status: str,
+    *,
+    reason: str,
+    traceback: str | None,
+    outcome: dict[str, Any],
+) -> dict[str, Any]:
+    """Compose the stop document; the outcome travels in it (documents are final)."""
+    stop = dict(
+        bundle.compose_stop(
+            exit_status="success" if status == "success" else "fail", reason=reason
+        )
+    )
+    stop["outcome"] = {
+        "status": status,
+        **outcome,
+        "traceback": traceback or "",
+    }
+    return stop
 
 
 @dataclass
@@ -154,6 +186,11 @@ class DerivedRunWriter:
         Fused frame shape (H, W).
     raw_start : dict, optional
         The raw run's start document (its scan id and sample are copied).
+
+    Attributes
+    ----------
+    bursts : list of dict
+        Per-burst records the caller appends; they go into the stop document.
     """
 
     fused: Any
@@ -162,6 +199,7 @@ class DerivedRunWriter:
     frame_shape: tuple[int, int]
     raw_start: dict[str, Any] = field(default_factory=dict)
     uid: str = field(init=False, default="")
+    bursts: list[dict[str, Any]] = field(init=False, default_factory=list)
     _writer: Any = field(init=False, default=None, repr=False)
     _bundle: Any = field(init=False, default=None, repr=False)
     _frames: Any = field(init=False, default=None, repr=False)
@@ -181,9 +219,7 @@ class DerivedRunWriter:
         batch = max(1, min(MAX_WRITE_BATCH, WRITE_BATCH_BYTES // frame_bytes))
         self._writer = TiledWriter(self.fused, batch_size=batch, max_array_size=0)
         self._bundle = compose_run(
-            metadata=_start_metadata(
-                self.raw_uid, self.fusion, "running", self.raw_start
-            )
+            metadata=_start_metadata(self.raw_uid, self.fusion, self.raw_start)
         )
         self.uid = str(self._bundle.start_doc["uid"])
         self._writer("start", self._bundle.start_doc)
@@ -203,9 +239,9 @@ class DerivedRunWriter:
                 "backward_attention": scalar,
                 "forward_attention": scalar,
                 "burst": integer,
-                "frame": integer,
-                "hr_before": integer,
-                "hr_after": integer,
+                "uhs_frame": integer,
+                "hs_before": integer,
+                "hs_after": integer,
                 "hr_at_reference": {**integer, "dtype": "boolean"},
             },
         )
@@ -216,7 +252,7 @@ class DerivedRunWriter:
                 "normalized_backward_attention": scalar,
                 "normalized_forward_attention": scalar,
                 "burst": integer,
-                "frame": integer,
+                "uhs_frame": integer,
             },
         )
         self._writer("descriptor", self._normalized.descriptor_doc)
@@ -231,9 +267,9 @@ class DerivedRunWriter:
             "backward_attention": float(record.backward_attention),
             "forward_attention": float(record.forward_attention),
             "burst": int(record.burst),
-            "frame": int(record.frame),
-            "hr_before": int(record.hr_before),
-            "hr_after": int(record.hr_after),
+            "uhs_frame": int(record.uhs_frame),
+            "hs_before": int(record.hs_before),
+            "hs_after": int(record.hs_after),
             "hr_at_reference": bool(record.hr_at_reference),
         }
         now = time.time()
@@ -258,7 +294,7 @@ class DerivedRunWriter:
                 "normalized_backward_attention": float(b),
                 "normalized_forward_attention": float(f),
                 "burst": int(burst),
-                "frame": t,
+                "uhs_frame": t,
             }
             self._writer(
                 "event",
@@ -276,29 +312,22 @@ class DerivedRunWriter:
         self._finish("failed", reason=reason, traceback=traceback)
 
     def _finish(self, status: str, *, reason: str, traceback: str | None) -> None:
-        finished = time.time()
-        timing = {
-            "finished": finished,
+        outcome = {
+            "finished": time.time(),
             "wall_time_s": time.perf_counter() - self._t0,
             "frames_written": self._count,
+            "bursts": self.bursts,
         }
-        stop = self._bundle.compose_stop(
-            exit_status="success" if status == "success" else "fail",
-            reason=reason,
+        self._writer(
+            "stop",
+            _stop(
+                self._bundle,
+                status,
+                reason=reason,
+                traceback=traceback,
+                outcome=outcome,
+            ),
         )
-        self.fusion.update(timing)
-        outcome: dict[str, Any] = {"status": status, "fusion": self.fusion}
-        if status != "success":
-            outcome["reason"] = reason
-            outcome["traceback"] = traceback or ""
-        # The start document is the record users search (Key("start.status")):
-        # it learns the outcome once, when the run ends, and before the stop
-        # document: readers take a stop as "finished", so the record must be
-        # complete by then.
-        self.fused[self.uid].update_metadata(
-            metadata={"start": outcome}, drop_revision=True
-        )
-        self._writer("stop", stop)
         log = logger.info if status == "success" else logger.warning
         log("derived run %s %s (%d frames)", self.uid, status, self._count)
 
@@ -314,22 +343,25 @@ def write_failed_run(
 ) -> str:
     """Record a fusion that failed before any frame was fused; return its uid.
 
-    The run has the derived run's start document with ``status="failed"``,
-    ``reason`` and a short ``traceback``, no events, and a stop document with
-    ``exit_status="fail"``, so a failure is found exactly where a result would be.
+    The run has the derived run's start document, no events, and a stop document
+    with ``exit_status="fail"``, the one-line ``reason`` and, in its ``outcome``
+    block, a short ``traceback``, so a failure is found exactly where a result
+    would be.
     """
     from bluesky_tiled_plugins import TiledWriter
     from event_model import compose_run
 
     now = time.time()
-    fusion = {**fusion, "finished": now, "wall_time_s": 0.0, "frames_written": 0}
+    fusion = {**fusion}
     fusion.setdefault("started", now)
-    metadata = _start_metadata(raw_uid, fusion, "failed", raw_start or {})
-    metadata.update(reason=reason, traceback=traceback or "")
-    bundle = compose_run(metadata=metadata)
+    bundle = compose_run(metadata=_start_metadata(raw_uid, fusion, raw_start or {}))
     writer = TiledWriter(fused, batch_size=1, max_array_size=0)
     writer("start", bundle.start_doc)
-    writer("stop", bundle.compose_stop(exit_status="fail", reason=reason))
+    outcome = {"finished": now, "wall_time_s": 0.0, "frames_written": 0, "bursts": []}
+    writer(
+        "stop",
+        _stop(bundle, "failed", reason=reason, traceback=traceback, outcome=outcome),
+    )
     uid = str(bundle.start_doc["uid"])
     logger.warning("fusion of raw run %s failed: %s (record %s)", raw_uid, reason, uid)
     return uid

@@ -3,7 +3,9 @@
 A notebook user holds either the catalog ``setup()`` returned (``bl.tiled``) or a
 client opened from a URL; both work. :class:`FusedRun` reads lazily: ``.frames``
 is the Tiled array itself, so ``run.frames[100:110]`` fetches ten frames, not
-the whole video.
+the whole video. It reads derived runs of every stored format (``docs/format.md``):
+v1 runs, and v0 runs (``derived_from``, outcome in the start document, per-frame
+``frame``/``hr_before``/``hr_after``) written before the format was versioned.
 """
 
 from __future__ import annotations
@@ -18,8 +20,28 @@ from numpy.typing import NDArray
 
 from xfusion_bluesky.catalog.connect import Catalogs, open_catalogs
 from xfusion_bluesky.catalog.derived import DERIVED_SPEC
+from xfusion_bluesky.stored_format import DERIVED_LINK_KEYS
 
-__all__ = ["FusedRun", "fetch_fused", "find_by_key", "find_derived"]
+__all__ = [
+    "FusedRun",
+    "failed_runs_query",
+    "fetch_fused",
+    "find_by_key",
+    "find_derived",
+]
+
+#: Per-frame keys of the ``primary`` stream: v1 name → v0 name.
+_FRAME_KEYS = {
+    "backward_attention": "backward_attention",
+    "forward_attention": "forward_attention",
+    "frame_time_s": "frame_time_s",
+    "burst": "burst",
+    "uhs_frame": "frame",
+    "hs_before": "hr_before",
+    "hs_after": "hr_after",
+    "hr_at_reference": "hr_at_reference",
+}
+_NORMALIZED_KEYS = ("normalized_backward_attention", "normalized_forward_attention")
 
 #: Seconds between two looks at the catalog while waiting for a derived run.
 POLL_S = 0.5
@@ -52,13 +74,44 @@ class FusedRun:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """The start document: ``derived_from``, ``fusion``, ``status``, ..."""
+        """The start document: ``raw_uid``, ``operation``, ``fusion``, ..."""
         return dict(self.node.start)
+
+    @property
+    def fusion(self) -> dict[str, Any]:
+        """How it was fused: method, model, parameters (the start's ``fusion``)."""
+        return dict(self.node.start.get("fusion") or {})
+
+    @property
+    def stop(self) -> dict[str, Any]:
+        """The stop document; empty while the run is being written."""
+        return dict(self.node.metadata.get("stop") or {})
+
+    @property
+    def outcome(self) -> dict[str, Any]:
+        """How it ended: ``status``, ``bursts``, timings, a failure's ``traceback``.
+
+        Empty while the run is being written. A v0 run kept these in its start
+        document; they are read from there.
+        """
+        stop = self.stop
+        if not stop:
+            return {}
+        if "outcome" in stop:
+            return dict(stop["outcome"])
+        start, fusion = self.node.start, self.fusion
+        keys = ("finished", "wall_time_s", "frames_written", "bursts")
+        return {
+            "status": self.status,
+            **{key: fusion[key] for key in keys if key in fusion},
+            "traceback": str(start.get("traceback") or ""),
+        }
 
     @property
     def raw_uid(self) -> str:
         """The raw run it was derived from."""
-        return str(self.node.start["derived_from"])
+        start = self.node.start
+        return str(next(start[key] for key in DERIVED_LINK_KEYS if key in start))
 
     @property
     def raw(self) -> Any:
@@ -81,8 +134,7 @@ class FusedRun:
     @property
     def reason(self) -> str:
         """Why it failed (one line); empty for a success."""
-        stop = self.node.metadata.get("stop") or {}
-        return str(self.node.start.get("reason") or stop.get("reason") or "")
+        return str(self.stop.get("reason") or self.node.start.get("reason") or "")
 
     @property
     def frames(self) -> Any:
@@ -103,29 +155,16 @@ class FusedRun:
     @cached_property
     def _scores(self) -> dict[str, NDArray[Any]]:
         out: dict[str, NDArray[Any]] = {}
-        for stream, keys in (
-            (
-                "primary",
-                (
-                    "backward_attention",
-                    "forward_attention",
-                    "frame_time_s",
-                    "burst",
-                    "frame",
-                    "hr_before",
-                    "hr_after",
-                    "hr_at_reference",
-                ),
-            ),
-            (
-                "normalized",
-                ("normalized_backward_attention", "normalized_forward_attention"),
-            ),
-        ):
-            if stream not in self.node:
-                continue
-            for key in keys:
-                out[key] = np.asarray(self.node[stream][key].read())
+        if "primary" in self.node:
+            stream = self.node["primary"]
+            for key, v0_key in _FRAME_KEYS.items():
+                for stored in (key, v0_key):
+                    if stored in stream:
+                        out[key] = np.asarray(stream[stored].read())
+                        break
+        if "normalized" in self.node:
+            for key in _NORMALIZED_KEYS:
+                out[key] = np.asarray(self.node["normalized"][key].read())
         return out
 
     def _score(self, key: str) -> NDArray[Any]:
@@ -159,14 +198,19 @@ class FusedRun:
         return self._score("frame_time_s").astype(np.float64)
 
     @property
-    def hr_before(self) -> NDArray[np.int64]:
-        """HS frame (in its raw burst) used as "before", (T,)."""
-        return self._score("hr_before").astype(np.int64)
+    def uhs_frame(self) -> NDArray[np.int64]:
+        """UHS frame number (in its raw burst) of each reference frame, (T,)."""
+        return self._score("uhs_frame").astype(np.int64)
 
     @property
-    def hr_after(self) -> NDArray[np.int64]:
-        """HS frame (in its raw burst) used as "after", (T,)."""
-        return self._score("hr_after").astype(np.int64)
+    def hs_before(self) -> NDArray[np.int64]:
+        """HS frame number (in its raw burst) used as the HR frame before, (T,)."""
+        return self._score("hs_before").astype(np.int64)
+
+    @property
+    def hs_after(self) -> NDArray[np.int64]:
+        """HS frame number (in its raw burst) used as the HR frame after, (T,)."""
+        return self._score("hs_after").astype(np.int64)
 
     @property
     def hr_at_reference(self) -> NDArray[np.bool_]:
@@ -179,10 +223,9 @@ class FusedRun:
         return self._score("burst").astype(np.int64)
 
     def __repr__(self) -> str:
-        fusion = self.metadata.get("fusion") or {}
         return (
             f"<FusedRun {self.uid[:8]} of raw {self.raw_uid[:8]}: "
-            f"{fusion.get('method')} {self.status}"
+            f"{self.fusion.get('method')} {self.status}"
             + (f" ({self.reason})" if self.reason else "")
             + ">"
         )
@@ -204,7 +247,24 @@ def find_derived(target: Any, raw_uid: str) -> list[FusedRun]:
     if catalogs.fused is None:
         return []
     full_uid = _full_uid(catalogs, raw_uid)
-    return _search(catalogs, Key("start.derived_from") == full_uid)
+    runs: dict[str, FusedRun] = {}
+    for link in DERIVED_LINK_KEYS:  # v1 runs, then runs stored before v1
+        for run in _search(catalogs, Key(f"start.{link}") == full_uid):
+            runs.setdefault(run.uid, run)
+    return sorted(runs.values(), key=_start_time)
+
+
+def failed_runs_query() -> Any:
+    """Return the Tiled query that finds every failed derived run, in one search.
+
+    Examples
+    --------
+    >>> failed = bl.tiled.fused.search(failed_runs_query())  # doctest: +SKIP
+    >>> [run.metadata["stop"]["reason"] for run in failed.values()]  # doctest: +SKIP
+    """
+    from tiled.queries import Key
+
+    return Key("stop.exit_status") == "fail"
 
 
 def find_by_key(catalogs: Catalogs, key: str) -> list[FusedRun]:
@@ -255,7 +315,7 @@ def fetch_fused(
         runs = [
             run
             for run in find_derived(catalogs, raw_uid)
-            if method in (None, (run.metadata.get("fusion") or {}).get("method"))
+            if method in (None, run.fusion.get("method"))
         ]
         finished = [run for run in runs if run.finished]
         succeeded = [run for run in finished if run.status == "success"]
@@ -287,4 +347,8 @@ def _search(catalogs: Catalogs, query: Any) -> list[FusedRun]:
         for node in hits.values()
         if any(spec.name == DERIVED_SPEC for spec in node.specs)
     ]
-    return sorted(runs, key=lambda run: float(run.node.start.get("time", 0.0)))
+    return sorted(runs, key=_start_time)
+
+
+def _start_time(run: FusedRun) -> float:
+    return float(run.node.start.get("time", 0.0))

@@ -1,8 +1,10 @@
 """Read a raw dual-camera run back from Tiled, burst by burst, and check it is fusable.
 
 The fusion worker reads only what Tiled serves (never the RunEngine's memory):
-the start document's ``lr``/``hr``/``registration``/``fusion`` blocks and, per
-event (= burst), the UHS and HS image stacks and their frame times. Every
+the start document's ``uhs``/``hs``/``registration``/``fusion`` blocks and, per
+event (= burst), the UHS and HS image stacks and their frame times. Runs stored
+in format v0 are read through :func:`~xfusion_bluesky.stored_format.raw_start_v1`,
+so everything downstream sees the v1 names. Every
 problem a scientist can fix — an aborted run, a missing HDF5 file, no HS frames,
 NaN frames — becomes a :class:`~xfusion_bluesky.errors.RunNotFusableError` whose
 message says what is wrong, in one line.
@@ -20,13 +22,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xfusion_bluesky.errors import RunNotFusableError
+from xfusion_bluesky.stored_format import raw_start_v1
 
 __all__ = ["RawBurst", "RawRun", "open_raw_run", "stream_length"]
 
 logger = logging.getLogger(__name__)
 
 #: Start-document blocks the worker needs (written by ``dual_camera_scan``).
-REQUIRED_BLOCKS = ("lr", "hr", "registration")
+REQUIRED_BLOCKS = ("uhs", "hs", "registration")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class RawRun:
     uid : str
         The full run uid.
     start, stop : dict
-        The start and stop documents.
+        The start document in the v1 names (see
+        :func:`~xfusion_bluesky.stored_format.raw_start_v1`) and the stop document.
     node : BlueskyRunV3
         The Tiled node (``node["primary"]``, ...).
     num_bursts : int
@@ -75,12 +79,12 @@ class RawRun:
     @property
     def lr_key(self) -> str:
         """Data key of the UHS image stack."""
-        return str(self.start["lr"].get("data_key", "uhs_image"))
+        return str(self.start["uhs"].get("data_key", "uhs_image"))
 
     @property
     def hr_key(self) -> str:
         """Data key of the HS image stack."""
-        return str(self.start["hr"].get("data_key", "hs_image"))
+        return str(self.start["hs"].get("data_key", "hs_image"))
 
     def burst(self, index: int) -> RawBurst:
         """Read burst ``index`` from Tiled and check it.
@@ -94,8 +98,8 @@ class RawRun:
         stream = self.node["primary"]
         lr = _read(stream, self.lr_key, index, "UHS")
         hr = _read(stream, self.hr_key, index, "HS")
-        lr_times = _read_times(stream, self.start["lr"], index, lr.shape[0], "UHS")
-        hr_times = _read_times(stream, self.start["hr"], index, hr.shape[0], "HS")
+        lr_times = _read_times(stream, self.start["uhs"], index, lr.shape[0], "UHS")
+        hr_times = _read_times(stream, self.start["hs"], index, hr.shape[0], "HS")
         if hr.shape[0] == 0:
             raise RunNotFusableError(
                 f"burst {index} has no HS frames: the HS recorded nothing in the "
@@ -139,7 +143,7 @@ def open_raw_run(raw: Any, uid: str) -> RawRun:
         announced, or its HDF5 files are missing.
     """
     node = raw[uid]
-    start = dict(node.start)
+    start = raw_start_v1(dict(node.start))
     full_uid = str(start["uid"])
     stop_doc = node.metadata.get("stop")
     if not stop_doc:

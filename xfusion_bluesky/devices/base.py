@@ -112,8 +112,8 @@ class Registration(Device):
     scale = Cpt(Signal, value=SCALE, kind="normal")
     offset_y_hr_px = Cpt(Signal, value=0, kind="normal")
     offset_x_hr_px = Cpt(Signal, value=0, kind="normal")
-    flip_ud = Cpt(Signal, value=False, kind="normal")
-    flip_lr = Cpt(Signal, value=False, kind="normal")
+    flip_y = Cpt(Signal, value=False, kind="normal")
+    flip_x = Cpt(Signal, value=False, kind="normal")
     measured_by = Cpt(Signal, value="nominal", kind="normal")
 
 

@@ -157,31 +157,31 @@ class FieldRegistration:
     hr_window : (int, int, int, int)
         ``(y0, x0, height, width)`` of the HR crop, HR pixels, after the flips are
         undone; ``height = 4 × LR height``.
-    flip_ud, flip_lr : bool
+    flip_y, flip_x : bool
         Flips undone on the HR frames.
     """
 
     lr_window: tuple[int, int, int, int]
     hr_window: tuple[int, int, int, int]
-    flip_ud: bool
-    flip_lr: bool
+    flip_y: bool
+    flip_x: bool
 
     def metadata(self) -> dict[str, Any]:
         """Return the JSON-able record the derived run carries."""
         return {
             "lr_window": list(self.lr_window),
             "hr_window": list(self.hr_window),
-            "flip_ud": self.flip_ud,
-            "flip_lr": self.flip_lr,
+            "flip_y": self.flip_y,
+            "flip_x": self.flip_x,
         }
 
     def apply(
         self, lr: NDArray[Any], hr: NDArray[Any]
     ) -> tuple[NDArray[Any], NDArray[Any]]:
         """Return views of ``lr`` (T, h, w) and ``hr`` (K, H, W) on the common field."""
-        if self.flip_ud:
+        if self.flip_y:
             hr = hr[:, ::-1, :]
-        if self.flip_lr:
+        if self.flip_x:
             hr = hr[:, :, ::-1]
         ly, lx, lh, lw = self.lr_window
         hy, hx, hh, hw = self.hr_window
@@ -193,8 +193,8 @@ def register_fields(
     hr_shape: tuple[int, int],
     *,
     offset_hr_px: tuple[float, float] = (0.0, 0.0),
-    flip_ud: bool = False,
-    flip_lr: bool = False,
+    flip_y: bool = False,
+    flip_x: bool = False,
     scale: int = 4,
 ) -> FieldRegistration:
     """Find the crops of the LR and HR frames that cover the same field exactly.
@@ -206,7 +206,7 @@ def register_fields(
     offset_hr_px : (float, float)
         ``(y, x)`` of HS pixel (0, 0), once its flips are undone, in the UHS
         field's HR pixels (the start document's ``registration.offset_hr_px``).
-    flip_ud, flip_lr : bool
+    flip_y, flip_x : bool
         The HS image is mirrored top-bottom / left-right relative to the UHS.
     scale : int
         UHS pixel size over HS pixel size (4).
@@ -262,6 +262,6 @@ def register_fields(
     return FieldRegistration(
         lr_window=(ly, lx, lh, lw),
         hr_window=(hy, hx, lh * scale, lw * scale),
-        flip_ud=bool(flip_ud),
-        flip_lr=bool(flip_lr),
+        flip_y=bool(flip_y),
+        flip_x=bool(flip_x),
     )

@@ -62,8 +62,8 @@ class SimBeamlineIOC(PVGroup):
         return HSMount(
             offset_y_hr_px=int(self.sim.mount_offset_y.value),
             offset_x_hr_px=int(self.sim.mount_offset_x.value),
-            flip_ud=bool(self.sim.mount_flip_ud.value),
-            flip_lr=bool(self.sim.mount_flip_lr.value),
+            flip_y=bool(self.sim.mount_flip_y.value),
+            flip_x=bool(self.sim.mount_flip_x.value),
         )
 
 

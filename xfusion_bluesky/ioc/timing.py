@@ -109,5 +109,5 @@ class SimEventGroup(PVGroup):
     )
     mount_offset_y = pvproperty(name="HSMountOffsetY", value=0, doc="HR px")
     mount_offset_x = pvproperty(name="HSMountOffsetX", value=0, doc="HR px")
-    mount_flip_ud = pvproperty(name="HSMountFlipUD", value=0)
-    mount_flip_lr = pvproperty(name="HSMountFlipLR", value=0)
+    mount_flip_y = pvproperty(name="HSMountFlipY", value=0)
+    mount_flip_x = pvproperty(name="HSMountFlipX", value=0)

@@ -29,6 +29,7 @@ from xfusion_bluesky.plans.stubs import (
     read_burst_settings,
     read_event,
 )
+from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
 
 __all__ = ["MeasuredRegistration", "measure_registration", "registration_scan"]
 
@@ -43,7 +44,7 @@ class MeasuredRegistration:
     ----------
     offset_y_hr_px, offset_x_hr_px : int
         HS pixel (0, 0), flips undone, in the UHS field's HR pixels.
-    flip_ud, flip_lr : bool
+    flip_y, flip_x : bool
         The HS image is mirrored top-bottom / left-right relative to the UHS.
     score : float
         Normalised cross-correlation of the best match (1: perfect).
@@ -51,8 +52,8 @@ class MeasuredRegistration:
 
     offset_y_hr_px: int
     offset_x_hr_px: int
-    flip_ud: bool
-    flip_lr: bool
+    flip_y: bool
+    flip_x: bool
     score: float
 
 
@@ -121,9 +122,9 @@ def measure_registration(
             f"{lr.shape} × {scale}; the HS field must lie inside the UHS field"
         )
     best: MeasuredRegistration | None = None
-    for flip_ud in (False, True):
-        for flip_lr in (False, True):
-            unflipped = hr[:: -1 if flip_ud else 1, :: -1 if flip_lr else 1]
+    for flip_y in (False, True):
+        for flip_x in (False, True):
+            unflipped = hr[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
             for phase_y in range(scale):
                 for phase_x in range(scale):
                     patch = _bin(unflipped[phase_y:, phase_x:], scale)
@@ -132,8 +133,8 @@ def measure_registration(
                         best = MeasuredRegistration(
                             offset_y_hr_px=row * scale - phase_y,
                             offset_x_hr_px=col * scale - phase_x,
-                            flip_ud=flip_ud,
-                            flip_lr=flip_lr,
+                            flip_y=flip_y,
+                            flip_x=flip_x,
                             score=score,
                         )
     if best is None:  # unreachable: the loops always run
@@ -189,9 +190,9 @@ def registration_scan(
 
     Notes
     -----
-    Start-document keys: ``plan_name`` (``registration_scan``), ``detectors``,
-    ``registration_id`` (also stored as the registration's ``measured_by``, so
-    later scans point back at this run).
+    Start-document keys: ``plan_name`` (``registration_scan``), ``xfusion_format``,
+    ``detectors``, ``registration_id`` (also stored as the registration's
+    ``measured_by``, so later scans point back at this run).
     """
     devices = default_devices(uhs, hs, timing, registration)
     uhs, hs, timing = devices.uhs, devices.hs, devices.timing
@@ -207,6 +208,7 @@ def registration_scan(
     registration_id = uuid.uuid4().hex
     _md = {
         "plan_name": "registration_scan",
+        FORMAT_KEY: FORMAT_VERSION,
         "detectors": [uhs.name, hs.name],
         "num_points": 1,
         "registration_id": registration_id,
@@ -246,10 +248,10 @@ def registration_scan(
             measured.offset_y_hr_px,
             registration.offset_x_hr_px,
             measured.offset_x_hr_px,
-            registration.flip_ud,
-            measured.flip_ud,
-            registration.flip_lr,
-            measured.flip_lr,
+            registration.flip_y,
+            measured.flip_y,
+            registration.flip_x,
+            measured.flip_x,
             registration.measured_by,
             f"registration_scan:{registration_id}",
         )

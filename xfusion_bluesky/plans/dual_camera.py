@@ -37,15 +37,16 @@ from xfusion_bluesky.plans.stubs import (
     read_event,
     read_registration,
 )
+from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
 
-__all__ = ["FUSION_METHOD", "MAX_USEFUL_HR_INTERVAL", "dual_camera_scan"]
+__all__ = ["FUSION_METHOD", "MAX_USEFUL_HR_SEPARATION", "dual_camera_scan"]
 
 logger = logging.getLogger(__name__)
 
 #: The fusion the start document requests.
 FUSION_METHOD = "edvr_stf"
-#: HR every at most this many LR frames still gives a useful fusion (the paper's).
-MAX_USEFUL_HR_INTERVAL = 20
+#: An HR separation up to this many LR frames still gives a useful fusion (the paper's).
+MAX_USEFUL_HR_SEPARATION = 20
 
 
 def _check_plan_args(num_bursts: int, lr_separation: int, timeout_s: float) -> None:
@@ -154,9 +155,10 @@ def dual_camera_scan(
     Notes
     -----
     Start-document keys besides ``plan_name``, ``plan_args``, ``detectors``,
-    ``num_points``, ``hints``: ``lr`` and ``hr`` (per camera: model, rate, period,
-    exposure, frames per burst, delay, ROI, pixel sizes, data keys), ``timing``
-    (delays, window, ``lr_frames_per_hr_frame``, ``hr_offset_lr_frames``),
+    ``num_points``, ``hints``: ``xfusion_format`` (1), ``uhs`` and ``hs`` (per
+    camera: model, rate, period, exposure, frames per burst, delay, ROI, pixel
+    sizes, data keys), ``timing`` (delays, window, ``hr_separation``,
+    ``hs_offset_uhs_periods``),
     ``registration`` (scale 4, HS offset in HR and LR pixels, flips), ``fusion``
     (``requested``, ``method``, ``lr_separation``) and for a simulation ``sim``
     (scene family, seed, frame period, field shape; event ``k`` images seed
@@ -195,13 +197,13 @@ def dual_camera_scan(
     check_burst_settings(
         hs.spec, hs_settings, name=hs.name, memory_bytes=hs.memory_bytes()
     )
-    interval = uhs_settings.frame_rate_hz / hs_settings.frame_rate_hz
-    if interval > MAX_USEFUL_HR_INTERVAL:
+    hr_separation = uhs_settings.frame_rate_hz / hs_settings.frame_rate_hz
+    if hr_separation > MAX_USEFUL_HR_SEPARATION:
         logger.warning(
-            "HR every %.1f LR frames (> %d): fusion quality will suffer; raise "
+            "HR separation %.1f LR frames (> %d): fusion quality will suffer; raise "
             "hs_frame_rate_hz (smaller HS ROI) or lower uhs_frame_rate_hz",
-            interval,
-            MAX_USEFUL_HR_INTERVAL,
+            hr_separation,
+            MAX_USEFUL_HR_SEPARATION,
         )
 
     # 2. Apply; trigger modes are restored when the scan ends, however it ends.
@@ -212,14 +214,14 @@ def dual_camera_scan(
     yield from configure_camera(hs, hs_settings, trigger_mode="External")
     yield from bps.mv(timing.a.delay, uhs_delay, timing.c.delay, hs_delay)
 
-    lr = CameraRecord(
+    uhs_record = CameraRecord(
         uhs.name,
         uhs.spec,
         uhs_settings,
         uhs_delay,
         float((yield from bps.rd(uhs.effective_pixel_size_um))),
     )
-    hr = CameraRecord(
+    hs_record = CameraRecord(
         hs.name,
         hs.spec,
         hs_settings,
@@ -241,10 +243,15 @@ def dual_camera_scan(
         "num_points": num_bursts,
         "num_intervals": num_bursts - 1,
         "hints": {"dimensions": [(["time"], "primary")]},
-        "lr": camera_metadata(lr),
-        "hr": camera_metadata(hr),
-        "timing": timing_metadata(lr, hr, device=timing.name, num_bursts=num_bursts),
-        "registration": registration_metadata(registration_record, lr, hr),
+        FORMAT_KEY: FORMAT_VERSION,
+        "uhs": camera_metadata(uhs_record),
+        "hs": camera_metadata(hs_record),
+        "timing": timing_metadata(
+            uhs_record, hs_record, device=timing.name, num_bursts=num_bursts
+        ),
+        "registration": registration_metadata(
+            registration_record, uhs_record, hs_record
+        ),
         "fusion": {
             "requested": True,
             "method": FUSION_METHOD,
@@ -291,7 +298,7 @@ def _sim_metadata(uhs: Any, hs: Any, timing: Any) -> dict[str, Any] | None:
         mount = hs.mount()
         sim["hs_mount"] = {
             "offset_hr_px": [mount.offset_y_hr_px, mount.offset_x_hr_px],
-            "flip_ud": mount.flip_ud,
-            "flip_lr": mount.flip_lr,
+            "flip_y": mount.flip_y,
+            "flip_x": mount.flip_x,
         }
     return sim

@@ -1,9 +1,9 @@
 """Start-document metadata: rates, exposures, delays, registration.
 
 Pure functions from settings to the JSON-able dictionaries a dual-camera run
-carries under ``lr`` (UHS), ``hr`` (HS), ``timing``, ``registration``, ``fusion``
-and, for a simulated beamline, ``sim``; the fusion worker reads everything it
-needs from there and from the per-event frame times.
+carries under ``uhs``, ``hs``, ``timing``, ``registration``, ``fusion`` and, for a
+simulated beamline, ``sim`` (stored format v1, ``docs/format.md``); the fusion
+worker reads everything it needs from there and from the per-event frame times.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ class RegistrationRecord:
 
     offset_y_hr_px: float = 0.0
     offset_x_hr_px: float = 0.0
-    flip_ud: bool = False
-    flip_lr: bool = False
+    flip_y: bool = False
+    flip_x: bool = False
     scale: int = SCALE
     measured_by: str = "nominal"
 
 
 def camera_metadata(record: CameraRecord) -> dict[str, Any]:
-    """Return the ``lr``/``hr`` block of one camera.
+    """Return the ``uhs``/``hs`` block of one camera.
 
     Keys: ``camera`` (device name), ``manufacturer``, ``model``, ``frame_rate_hz``,
     ``frame_period_s``, ``exposure_s``, ``frames_per_burst``, ``delay_s``, ``roi``
@@ -76,38 +76,39 @@ def camera_metadata(record: CameraRecord) -> dict[str, Any]:
 
 
 def timing_metadata(
-    lr: CameraRecord, hr: CameraRecord, *, device: str, num_bursts: int
+    uhs: CameraRecord, hs: CameraRecord, *, device: str, num_bursts: int
 ) -> dict[str, Any]:
-    """Return the ``timing`` block: delays, window and the LR/HR frame relation.
+    """Return the ``timing`` block: delays, window and the UHS/HS frame relation.
 
-    ``lr_frames_per_hr_frame`` is the HR frame period in LR periods (the paper's
-    HR sampling interval); ``hr_offset_lr_frames`` is where HR frame 0 falls on the
-    LR frame axis.
+    ``hr_separation`` is the HS frame period in UHS frame periods (the paper's HR
+    sampling interval, the name the fusion, training and CLI use too);
+    ``hs_offset_uhs_periods`` is where HS frame 0 falls on the UHS frame axis.
     """
-    lr_rate = float(lr.settings.frame_rate_hz)
+    uhs_rate = float(uhs.settings.frame_rate_hz)
     return {
         "device": device,
         "trigger": "single shot",
         "uhs_channel": "A",
         "hs_channel": "C",
-        "uhs_delay_s": float(lr.delay_s),
-        "hs_delay_s": float(hr.delay_s),
+        "uhs_delay_s": float(uhs.delay_s),
+        "hs_delay_s": float(hs.delay_s),
         "num_bursts": int(num_bursts),
-        "burst_window_s": lr.settings.num_images / lr_rate,
-        "lr_frames_per_hr_frame": lr_rate / float(hr.settings.frame_rate_hz),
-        "hr_offset_lr_frames": (hr.delay_s - lr.delay_s) * lr_rate,
+        "burst_window_s": uhs.settings.num_images / uhs_rate,
+        "hr_separation": uhs_rate / float(hs.settings.frame_rate_hz),
+        "hs_offset_uhs_periods": (hs.delay_s - uhs.delay_s) * uhs_rate,
     }
 
 
 def registration_metadata(
-    registration: RegistrationRecord, lr: CameraRecord, hr: CameraRecord
+    registration: RegistrationRecord, uhs: CameraRecord, hs: CameraRecord
 ) -> dict[str, Any]:
     """Return the ``registration`` block: the HS field inside the UHS field.
 
     Keys: ``scale`` (4), ``offset_hr_px`` / ``offset_lr_px`` (``[y, x]`` of HS pixel
     (0, 0) once the flips are undone, in the UHS field's HR / LR pixels),
-    ``flip_ud``, ``flip_lr``, ``hr_shape``, ``lr_shape``, ``pixel_size_ratio``
-    (effective UHS / HS pixel size, should equal ``scale``) and ``measured_by``.
+    ``flip_y`` (rows reversed), ``flip_x`` (columns reversed), ``hs_shape``,
+    ``uhs_shape``, ``pixel_size_ratio`` (effective UHS / HS pixel size, should
+    equal ``scale``) and ``measured_by``.
     """
     offset = [float(registration.offset_y_hr_px), float(registration.offset_x_hr_px)]
     scale = int(registration.scale)
@@ -115,10 +116,10 @@ def registration_metadata(
         "scale": scale,
         "offset_hr_px": offset,
         "offset_lr_px": [v / scale for v in offset],
-        "flip_ud": bool(registration.flip_ud),
-        "flip_lr": bool(registration.flip_lr),
-        "hr_shape": [int(v) for v in hr.settings.frame_shape],
-        "lr_shape": [int(v) for v in lr.settings.frame_shape],
-        "pixel_size_ratio": lr.effective_pixel_size_um / hr.effective_pixel_size_um,
+        "flip_y": bool(registration.flip_y),
+        "flip_x": bool(registration.flip_x),
+        "hs_shape": [int(v) for v in hs.settings.frame_shape],
+        "uhs_shape": [int(v) for v in uhs.settings.frame_shape],
+        "pixel_size_ratio": uhs.effective_pixel_size_um / hs.effective_pixel_size_um,
         "measured_by": registration.measured_by,
     }

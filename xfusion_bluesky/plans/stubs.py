@@ -74,8 +74,8 @@ def read_registration(registration: Any) -> MsgGenerator[RegistrationRecord]:
     for key in (
         "offset_y_hr_px",
         "offset_x_hr_px",
-        "flip_ud",
-        "flip_lr",
+        "flip_y",
+        "flip_x",
         "scale",
         "measured_by",
     ):
@@ -83,8 +83,8 @@ def read_registration(registration: Any) -> MsgGenerator[RegistrationRecord]:
     return RegistrationRecord(
         offset_y_hr_px=float(values["offset_y_hr_px"]),
         offset_x_hr_px=float(values["offset_x_hr_px"]),
-        flip_ud=bool(values["flip_ud"]),
-        flip_lr=bool(values["flip_lr"]),
+        flip_y=bool(values["flip_y"]),
+        flip_x=bool(values["flip_x"]),
         scale=int(values["scale"]),
         measured_by=str(values["measured_by"]),
     )

@@ -281,8 +281,8 @@ class SimHSCamera(_SimBurstCamera):
     spec = HS_SPEC
     mount_offset_y_hr_px = Cpt(Signal, value=0, kind="config")
     mount_offset_x_hr_px = Cpt(Signal, value=0, kind="config")
-    mount_flip_ud = Cpt(Signal, value=False, kind="config")
-    mount_flip_lr = Cpt(Signal, value=False, kind="config")
+    mount_flip_y = Cpt(Signal, value=False, kind="config")
+    mount_flip_x = Cpt(Signal, value=False, kind="config")
     partition_bytes = Cpt(Signal, value=HS_SPEC.memory_bytes, kind="config")
 
     def __init__(self, *args: Any, uhs: SimUHSCamera | None = None, **kwargs: Any):
@@ -304,8 +304,8 @@ class SimHSCamera(_SimBurstCamera):
         return HSMount(
             offset_y_hr_px=int(self.mount_offset_y_hr_px.get()),
             offset_x_hr_px=int(self.mount_offset_x_hr_px.get()),
-            flip_ud=bool(self.mount_flip_ud.get()),
-            flip_lr=bool(self.mount_flip_lr.get()),
+            flip_y=bool(self.mount_flip_y.get()),
+            flip_x=bool(self.mount_flip_x.get()),
         )
 
     def field_shape_hr(self) -> tuple[int, int]:

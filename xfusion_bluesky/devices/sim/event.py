@@ -44,14 +44,14 @@ class HSMount:
     ----------
     offset_y_hr_px, offset_x_hr_px : int
         HS pixel (0, 0), flips undone, in the UHS field's HR pixel grid.
-    flip_ud, flip_lr : bool
+    flip_y, flip_x : bool
         The HS image is mirrored top-bottom / left-right.
     """
 
     offset_y_hr_px: int = 0
     offset_x_hr_px: int = 0
-    flip_ud: bool = False
-    flip_lr: bool = False
+    flip_y: bool = False
+    flip_x: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,9 +208,9 @@ class SimEvent:
             stop = start + _CHUNK_FRAMES
             truth = self.render(times_s[start:stop], field_shape_hr, seed=seed)
             window = truth[:, y0 : y0 + height, x0 : x0 + width]
-            if mount.flip_ud:
+            if mount.flip_y:
                 window = window[:, ::-1, :]
-            if mount.flip_lr:
+            if mount.flip_x:
                 window = window[:, :, ::-1]
             out[start:stop] = digitize(window, spec, rng)
         return out

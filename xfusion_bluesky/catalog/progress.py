@@ -1,0 +1,113 @@
+"""Which raw runs are fused: the idempotency lookup and the worker's catch-up query.
+
+A fusion is identified by its key (raw uid, method, model sha256, parameters; see
+:func:`~xfusion_bluesky.catalog.derived.fusion_key`). :func:`existing_fusion`
+finds the derived run with that key, replacing one whose writer died mid-run;
+:func:`pending_runs` lists the raw runs that asked for fusion and have no
+finished derived run. Both read derived runs of every stored format.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from xfusion_bluesky.catalog.connect import Catalogs
+from xfusion_bluesky.catalog.queries import FusedRun, find_by_key
+from xfusion_bluesky.stored_format import DERIVED_LINK_KEYS
+
+__all__ = ["STALE_AFTER_S", "existing_fusion", "is_abandoned", "pending_runs"]
+
+logger = logging.getLogger(__name__)
+
+#: An unfinished derived run older than this (s) whose writer cannot be checked
+#: is taken as abandoned and replaced.
+STALE_AFTER_S = 3600.0
+#: Every ``exit_status`` a stop document can hold: a derived run with one is final.
+_EXIT_STATUSES = ["success", "fail", "abort"]
+
+
+def existing_fusion(
+    catalogs: Catalogs, key: str, *, stale_after_s: float = STALE_AFTER_S
+) -> FusedRun | None:
+    """Return the finished or live derived run with fusion ``key``, or None.
+
+    An unfinished run whose writer is gone (:func:`is_abandoned`) is deleted so
+    the fusion can be done again; finished runs are never touched.
+    """
+    found = None
+    for fused in find_by_key(catalogs, key):
+        if fused.finished:
+            found = found or fused
+        elif is_abandoned(fused, stale_after_s):
+            logger.warning(
+                "derived run %s was abandoned mid-fusion (writer %s): replacing it",
+                fused.uid,
+                fused.metadata.get("worker"),
+            )
+            fused.node.delete(recursive=True, external_only=False)
+        else:
+            found = found or fused
+    return found
+
+
+def is_abandoned(fused: FusedRun, stale_after_s: float = STALE_AFTER_S) -> bool:
+    """Tell whether an unfinished derived run's writer is gone.
+
+    On this host the writer's pid is checked; elsewhere the run is abandoned once
+    it is older than ``stale_after_s``.
+    """
+    worker = fused.metadata.get("worker") or {}
+    if worker.get("host") == socket.gethostname() and worker.get("pid"):
+        pid = int(worker["pid"])
+        if pid == os.getpid():
+            return True  # this process is not writing it (it would not ask)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        else:
+            return False
+    started = float(fused.fusion.get("started") or 0)
+    return time.time() - started > stale_after_s
+
+
+def pending_runs(catalogs: Catalogs, *, since: float | None = None) -> list[str]:
+    """List fusion-requested, finished raw runs with no finished derived run.
+
+    Parameters
+    ----------
+    catalogs : Catalogs
+        From :func:`~xfusion_bluesky.catalog.connect.open_catalogs`.
+    since : float, optional
+        Only raw runs started at or after this time (epoch s).
+
+    Returns
+    -------
+    list of str
+        Raw uids, oldest first. A run whose derived run is still being written is
+        listed: its writer may have been killed (``fuse_run`` decides).
+    """
+    from tiled.queries import Eq, In, Key
+
+    requested = catalogs.raw.search(Eq("start.fusion.requested", True))
+    finished = catalogs.fused.search(In("stop.exit_status", _EXIT_STATUSES))
+    if since is not None:
+        requested = requested.search(Key("start.time") >= since)
+        finished = finished.search(Key("start.time") >= since)
+    links = [f"start.{key}" for key in DERIVED_LINK_KEYS]
+    distinct = finished.distinct(*links)["metadata"]
+    done = {item["value"] for link in links for item in distinct.get(link) or []}
+    found: list[tuple[float, str]] = []
+    for node in requested.values():
+        metadata = node.metadata
+        start = metadata.get("start") or {}
+        uid = str(start.get("uid"))
+        # A run without a stop is still being written (or its RunEngine died).
+        if metadata.get("stop") and uid not in done:
+            found.append((float(start.get("time") or 0.0), uid))
+    return [uid for _, uid in sorted(found)]
