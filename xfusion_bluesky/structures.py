@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FrameScores", "FusionResult", "FusionWindow", "WindowPlan"]
+__all__ = [
+    "AttentionSeries",
+    "FrameScores",
+    "FusionResult",
+    "FusionWindow",
+    "WindowPlan",
+]
 
 
 @dataclass(frozen=True)
@@ -174,3 +180,33 @@ float64
     def num_frames(self) -> int:
         """Number of fused frames T."""
         return int(self.frames.shape[0])
+
+
+@dataclass(frozen=True)
+class AttentionSeries:
+    """One burst's attention scores against time, as a derived run stores them.
+
+    The catalog reads it from a derived run and the figures draw it, so it lives
+    here, below both.
+
+    Attributes
+    ----------
+    times_us : ndarray, (T,)
+        Each fused frame's time after the trigger, µs.
+    backward, forward : ndarray, (T,)
+        Raw TSA scores of the HR frame before / after (NaN for baselines).
+    normalized_backward, normalized_forward : ndarray, (T,)
+        The same, normalised as in the paper (§7.1.5); NaN where undefined.
+    hr_times_us : ndarray, (K,)
+        When the HS frames used were taken, µs.
+    label : str
+        The method, for the legend.
+    """
+
+    times_us: np.ndarray
+    backward: np.ndarray
+    forward: np.ndarray
+    normalized_backward: np.ndarray
+    normalized_forward: np.ndarray
+    hr_times_us: np.ndarray
+    label: str = ""

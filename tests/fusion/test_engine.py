@@ -1,18 +1,20 @@
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 from xfusion_bluesky.errors import InvalidInputError
-from xfusion_bluesky.fusion import METHODS, FusionResult, fuse, fuse_iter
+from xfusion_bluesky.fusion import METHODS, FusionResult, MethodSpec, fuse, fuse_iter
 from xfusion_bluesky.fusion.engine import default_batch_size
 from xfusion_bluesky.fusion.model import (
     edvr_small,
     edvr_stf_small,
     model_id,
 )
+from xfusion_bluesky.fusion.normalization import normalize_percentile
 from xfusion_bluesky.fusion.protocols import FusedBatch, Fuser
 from xfusion_bluesky.fusion.windows import normalize_attention
-from xfusion_bluesky.synthetic.degradation import normalize_percentile
 
 TINY = {
     "num_feat": 8,
@@ -330,9 +332,22 @@ class _SpyFuser:
         return FusedBatch(fused, lr[:, 0].mean((1, 2, 3)), lr[:, 2].mean((1, 2, 3)))
 
 
+def _register(monkeypatch, fuser):
+    spec = MethodSpec(
+        name=fuser.name,
+        label=fuser.name,
+        uses_hr=False,
+        uses_lr_separation=True,
+        default_weights=None,
+        create=lambda model, **_: fuser,
+        network=None,
+    )
+    monkeypatch.setitem(METHODS, fuser.name, spec)
+
+
 def test_new_methods_plug_in_and_windows_are_streamed(monkeypatch, data):
     spy = _SpyFuser()
-    monkeypatch.setitem(METHODS, "spy", lambda model, **_: spy)
+    _register(monkeypatch, spy)
     stream = fuse_iter(*data, method="spy", batch_size=3, normalize=False)
     assert isinstance(spy, Fuser)
     t, frame, scores = next(stream)
@@ -351,3 +366,53 @@ def test_default_batch_size_follows_the_frame_size(data):
     assert default_batch_size(100, 256, cuda) == 5
     assert default_batch_size(2000, 2000, cuda) == 1
     assert fuse_iter(*data, method="bicubic").params["batch_size"] == 4
+
+
+class _ThriftyFuser(_SpyFuser):
+    """Runs out of memory on batches over 2 windows once 8 frames are fused."""
+
+    name = "thrifty"
+
+    def __init__(self, error=torch.OutOfMemoryError, limit=2):
+        super().__init__()
+        self.error, self.limit, self.sizes, self.fused = error, limit, [], []
+
+    def fuse_batch(self, lr, hr):
+        self.sizes.append(lr.shape[0])
+        if lr.shape[0] > self.limit and len(self.fused) >= 8:
+            raise self.error("out of memory (simulated)")
+        self.fused += torch.round(lr[:, 1].mean((1, 2, 3)) * 100).int().tolist()
+        return super().fuse_batch(lr, hr)
+
+
+def _ramp(n=24):
+    """LR frame t is flat at t / 100, so a fused frame tells which t it is."""
+    lr = np.repeat(np.arange(n)[:, None, None] / 100.0, 4, 1).repeat(4, 2)
+    return lr, np.zeros((2, 16, 16)), np.array([0, n - 1])
+
+
+def test_out_of_memory_halves_the_batch_and_fuses_each_frame_once(monkeypatch, caplog):
+    thrifty = _ThriftyFuser()
+    _register(monkeypatch, thrifty)
+    stream = fuse_iter(*_ramp(), method="thrifty", batch_size=8, normalize=False)
+    with caplog.at_level(logging.WARNING, logger="xfusion_bluesky.fusion.stream"):
+        items = list(stream)
+    assert thrifty.sizes[:4] == [8, 8, 4, 2]  # 0-7 fit, 8-15 fail twice
+    assert thrifty.fused == list(range(24))  # no frame fused twice
+    assert [t for t, _, _ in items] == list(range(24))
+    assert [round(float(f.mean()) * 100) for _, f, _ in items] == list(range(24))
+    assert stream.params["batch_size"] == 2
+    assert [r.levelname for r in caplog.records].count("WARNING") == 2
+    assert "retrying them 4 at a time" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError])
+def test_out_of_memory_with_one_window_is_raised(monkeypatch, error):
+    thrifty = _ThriftyFuser(error, limit=0)
+    _register(monkeypatch, thrifty)
+    stream = fuse_iter(*_ramp(), method="thrifty", batch_size=8, normalize=False)
+    frames = []
+    with pytest.raises(error, match="simulated"):
+        frames.extend(t for t, _, _ in stream)
+    assert frames == list(range(8))
+    assert thrifty.sizes == [8, 8, 4, 2, 1]

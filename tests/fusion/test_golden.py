@@ -35,9 +35,11 @@ def _burst():
     truth = generate_scene("fast_front", num_frames=9, height=64, width=96, seed=11)
     lr = truth.reshape(9, 16, 4, 24, 4).mean(axis=(2, 4))
     hr_index = np.array([0, 8])
-    return np.rint(lr * 1023).astype(np.uint16), np.rint(
-        truth[hr_index] * 4095
-    ).astype(np.uint16), hr_index
+    return (
+        np.rint(lr * 1023).astype(np.uint16),
+        np.rint(truth[hr_index] * 4095).astype(np.uint16),
+        hr_index,
+    )
 
 
 def _digest(result) -> str:

@@ -9,10 +9,7 @@ from xfusion_bluesky.synthetic.degradation import (
     b0_for_psnr,
     bin_frames,
     degrade,
-    denormalize,
     lr_psnr,
-    normalize_percentile,
-    percentile_range,
 )
 
 
@@ -41,43 +38,6 @@ def test_bin_frames_keeps_mean_and_input(rng):
     assert binned.mean() == pytest.approx(frames.mean(), abs=1e-6)
     np.testing.assert_allclose(binned.mean(axis=(1, 2)), frames.mean(axis=(1, 2)))
     np.testing.assert_array_equal(frames, before)
-
-
-def test_percentile_range_is_linear_and_pools_frames():
-    ramp = np.arange(101.0).reshape(1, 1, 101)  # percentile p of 0..100 is p
-    lo, hi = percentile_range(ramp)
-    assert (lo, hi) == (pytest.approx(0.35), pytest.approx(99.65))
-    assert isinstance(lo, float)
-    assert isinstance(hi, float)
-    # Each frame alone is flat; only the whole sequence spans 0..1.
-    frames = np.stack([np.zeros((4, 4)), np.ones((4, 4))])
-    assert percentile_range(frames) == (0.0, 1.0)
-    assert percentile_range(frames, 50, 100) == (0.5, 1.0)
-
-
-def test_normalize_round_trip(rng):
-    frames = rng.normal(1000.0, 100.0, size=(4, 8, 8))
-    before = frames.copy()
-    lo, hi = percentile_range(frames)
-    frames01 = normalize_percentile(frames, lo, hi)
-    assert frames01.dtype == np.float32
-    assert frames01.min() == 0.0
-    assert frames01.max() == 1.0
-    inside = (frames > lo) & (frames < hi)
-    assert 0.9 < inside.mean() < 1.0  # 0.7 % clipped, the rest kept
-    restored = denormalize(frames01, lo, hi)
-    assert restored.dtype == np.float32
-    np.testing.assert_allclose(restored, np.clip(frames, lo, hi), rtol=1e-6)
-    np.testing.assert_array_equal(frames, before)
-
-
-def test_flat_sequence_normalizes_to_zeros():
-    frames = np.full((3, 4, 4), 7.0)
-    lo, hi = percentile_range(frames)
-    assert lo == hi == 7.0
-    np.testing.assert_array_equal(normalize_percentile(frames, lo, hi), 0.0)
-    np.testing.assert_array_equal(normalize_percentile(frames, 9.0, 2.0), 0.0)
-    np.testing.assert_array_equal(denormalize(np.zeros((3, 4, 4)), lo, hi), 7.0)
 
 
 def test_poisson_noise_is_seeded_and_clipped(rng):
@@ -148,12 +108,6 @@ def test_degrade_bins_then_adds_noise(rng):
         (lambda: bin_frames(np.ones((3, 3))), InvalidInputError, "block"),
         (lambda: bin_frames(np.full((4, 4), np.nan)), InvalidInputError, "NaN"),
         (lambda: bin_frames(np.ones((0, 4, 4))), InvalidInputError, "empty"),
-        (lambda: percentile_range(np.ones((4, 4)), 60, 40), InvalidInputError, "low"),
-        (
-            lambda: normalize_percentile(np.ones((4, 4)), 0, np.inf),
-            InvalidInputError,
-            "hi",
-        ),
         (lambda: add_poisson_noise(np.ones((4, 4)), 0.0, 0), InvalidInputError, "b0"),
         (
             lambda: add_poisson_noise(np.ones((4, 4)), np.nan, 0),

@@ -194,7 +194,7 @@ def test_out_of_memory_retries_with_a_smaller_batch(
     assert calls[:3] == [8, 4, 2]
     assert result.frames.shape[0] == 24
     assert np.array_equal(result.burst, np.zeros(24))
-    assert result.metadata["fusion"]["bursts"][0]["batch_size"] == 2
+    assert result.outcome["bursts"][0]["batch_size"] == 2
 
     monkeypatch.setattr(
         BicubicFuser,

@@ -1,57 +1,40 @@
 """Batched inference over windows: device, dtype, progress, scores.
 
 :func:`fuse_iter` checks the input (:mod:`~xfusion_bluesky.fusion.inputs`), plans
-every reference frame's window, builds the method's fuser
-(:mod:`~xfusion_bluesky.fusion.fusers`) and streams fused frames in time order;
-each batch's tensors are gathered from the input arrays on the fly (normalised,
-padded to a multiple of 4, moved to the device), so memory grows with
-``batch_size`` and not with the number of frames. :func:`fuse` collects the stream
-into a :class:`~xfusion_bluesky.structures.FusionResult`.
-
-:data:`METHODS` and :class:`ModelFuser` live in :mod:`~xfusion_bluesky.fusion.fusers`
-and are re-exported here, where callers have always imported them from.
+every reference frame's window, builds the method's fuser from the registry
+(:mod:`~xfusion_bluesky.fusion.methods`) and returns a
+:class:`~xfusion_bluesky.fusion.stream.FusionStream` of fused frames in time
+order. :func:`fuse` collects the stream into a
+:class:`~xfusion_bluesky.structures.FusionResult`.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-import time
-from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from numpy.typing import ArrayLike, NDArray
-from torch.nn import functional as F
-from tqdm import tqdm
+from numpy.typing import ArrayLike
 
 from xfusion_bluesky import __version__
-from xfusion_bluesky.fusion.fusers import METHODS, ModelFuser
 from xfusion_bluesky.fusion.inputs import (
-    PERCENTILES,
     check_frame_pair,
     check_options,
     sequence_range,
 )
+from xfusion_bluesky.fusion.methods import method_spec
 from xfusion_bluesky.fusion.model.edvr_stf import SCALE
-from xfusion_bluesky.fusion.protocols import Fuser, PairedFuser
+from xfusion_bluesky.fusion.normalization import PERCENTILES
+from xfusion_bluesky.fusion.stream import FusionStream, padding
 from xfusion_bluesky.fusion.windows import (
     check_hr_index,
     normalize_attention,
     plan_windows,
 )
-from xfusion_bluesky.structures import FrameScores, FusionResult, WindowPlan
-from xfusion_bluesky.synthetic.degradation import denormalize, normalize_percentile
+from xfusion_bluesky.structures import FusionResult
 
-__all__ = [
-    "METHODS",
-    "FusionStream",
-    "ModelFuser",
-    "default_batch_size",
-    "fuse",
-    "fuse_iter",
-]
+__all__ = ["FusionStream", "default_batch_size", "fuse", "fuse_iter"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,157 +59,6 @@ def default_batch_size(lr_height: int, lr_width: int, device: torch.device) -> i
     kind = "cuda" if device.type == "cuda" else "cpu"
     fits = _BATCH_PIXELS[kind] // max(lr_height * lr_width, 1)
     return int(min(max(fits, 1), _MAX_BATCH[kind]))
-
-
-class FusionStream(Iterator[tuple[int, NDArray[np.float32], FrameScores]]):
-    """Fused frames in time order, as ``(t, frame, scores)``; made by :func:`fuse_iter`.
-
-    Attributes
-    ----------
-    method : str
-    model_id : str or None
-    plan : WindowPlan
-        Every reference frame's window.
-    params : dict
-        Everything needed to reproduce the run (JSON-serialisable).
-    frame_shape : (int, int)
-        (4h, 4w), the fused frame size.
-    """
-
-    def __init__(
-        self,
-        lr: NDArray[Any],
-        hr: NDArray[Any],
-        plan: WindowPlan,
-        fuser: Fuser,
-        *,
-        ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
-        device: torch.device,
-        batch_size: int,
-        progress: bool,
-        params: dict[str, Any],
-    ) -> None:
-        self.method = fuser.name
-        self.model_id = fuser.model_id
-        self.plan = plan
-        self.params = params
-        self.frame_shape = (SCALE * lr.shape[1], SCALE * lr.shape[2])
-        self._lr, self._hr, self._fuser = lr, hr, fuser
-        self._lr_range, self._hr_range = ranges
-        self._device = device
-        self._batch_size = batch_size
-        self._progress = progress
-        self._frames = self._run()
-
-    def __next__(self) -> tuple[int, NDArray[np.float32], FrameScores]:
-        return next(self._frames)
-
-    def close(self) -> None:
-        """Stop early and release the progress bar."""
-        self._frames.close()
-
-    def _lr_rows(self, refs: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Return the LR frames of each window, (b, 3).
-
-        ``[t − s, t, t + s]``, or for a :class:`PairedFuser` the instants
-        ``[t_a, t, t_b]`` of the HR frames before and after and of the reference.
-        """
-        if not isinstance(self._fuser, PairedFuser):
-            return self.plan.lr_indices[refs]
-        index = self.plan.hr_index
-        before, after = (
-            index[self.plan.hr_before[refs]],
-            index[self.plan.hr_after[refs]],
-        )
-        return np.stack([before, refs, after], 1)
-
-    def _batch(self, refs: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gather, normalise and pad the LR and HR tensors of frames ``refs``."""
-        b, (h, w) = refs.size, self._lr.shape[1:]
-        lr = self._lr[self._lr_rows(refs).ravel()]  # (b·3, h, w), a copy
-        hr_pick = np.stack([self.plan.hr_before[refs], self.plan.hr_after[refs]], 1)
-        hr = self._hr[hr_pick.ravel()]  # (b·2, 4h, 4w)
-        lr = _to_unit(lr, self._lr_range)
-        hr = _to_unit(hr, self._hr_range)
-        lr_t = torch.from_numpy(lr).to(self._device)[:, None]
-        hr_t = torch.from_numpy(hr).to(self._device)[:, None]
-        pad_h, pad_w, mode = _padding(h, w, self._fuser.size_multiple)
-        if pad_h or pad_w:
-            lr_t = F.pad(lr_t, (0, pad_w, 0, pad_h), mode=mode)
-            hr_t = F.pad(hr_t, (0, SCALE * pad_w, 0, SCALE * pad_h), mode=mode)
-        lr_t = lr_t.view(b, 3, 1, *lr_t.shape[-2:])
-        return lr_t, hr_t.view(b, 2, 1, *hr_t.shape[-2:])
-
-    def _run(self) -> Generator[tuple[int, NDArray[np.float32], FrameScores]]:
-        """Fuse batch after batch and yield frame after frame."""
-        n, (height, width) = self.plan.num_frames, self.frame_shape
-        bar = tqdm(
-            total=n,
-            desc=f"fuse {self.method}",
-            unit="frame",
-            file=sys.stderr,
-            disable=not self._progress,
-        )
-        start = time.perf_counter()
-        try:
-            for first in range(0, n, self._batch_size):
-                refs = np.arange(first, min(first + self._batch_size, n))
-                tick = time.perf_counter()
-                lr, hr = self._batch(refs)
-                with torch.inference_mode():
-                    if isinstance(self._fuser, PairedFuser):
-                        rows = torch.from_numpy(self._lr_rows(refs))
-                        out = self._fuser.fuse_pairs(lr, hr, rows)
-                    else:
-                        out = self._fuser.fuse_batch(lr, hr)
-                    fused = out.fused[:, 0, :height, :width].float().cpu().numpy()
-                    backward = out.backward_attention.float().cpu().numpy()
-                    forward = out.forward_attention.float().cpu().numpy()
-                frames = np.ascontiguousarray(fused, dtype=np.float32)
-                if self._hr_range is not None:
-                    frames = denormalize(frames, *self._hr_range)
-                logger.debug(
-                    "frames %d-%d fused in %.3f s",
-                    first,
-                    refs[-1],
-                    time.perf_counter() - tick,
-                )
-                for i, t in enumerate(refs.tolist()):
-                    scores = FrameScores(
-                        float(backward[i]), float(forward[i]), self.plan.window(t)
-                    )
-                    yield t, frames[i], scores
-                    bar.update(1)
-            elapsed = time.perf_counter() - start
-            logger.info(
-                "fused %d frames with %s in %.1f s (%.4f s/frame)",
-                n,
-                self.method,
-                elapsed,
-                elapsed / n,
-            )
-        finally:
-            bar.close()
-
-
-def _padding(height: int, width: int, multiple: int) -> tuple[int, int, str]:
-    """Return the bottom and right padding to a multiple of ``multiple``, and its mode.
-
-    Reflect padding needs the pad to be smaller than the frame; frames of 1-3 pixels
-    fall back to replicating the edge.
-    """
-    pad_h, pad_w = -height % multiple, -width % multiple
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return pad_h, pad_w, mode
-
-
-def _to_unit(
-    frames: NDArray[Any], bounds: tuple[float, float] | None
-) -> NDArray[np.float32]:
-    """Return float32 frames in [0, 1]: percentile-normalised, or cast when in range."""
-    if bounds is None:
-        return frames.astype(np.float32, copy=False)
-    return normalize_percentile(frames, *bounds)
 
 
 def fuse_iter(
@@ -255,7 +87,9 @@ def fuse_iter(
         Iterates over ``(t, frame, scores)``: ``t`` the reference frame 0 … T − 1 in
         order, ``frame`` (4h, 4w) float32, ``scores`` a
         :class:`~xfusion_bluesky.structures.FrameScores`. Its ``params``,
-        ``model_id`` and ``plan`` are set before the first frame.
+        ``model_id`` and ``plan`` are set before the first frame;
+        ``params["batch_size"]`` drops when a batch runs out of memory and is
+        retried in halves (never re-yielding a frame).
     """
     method, dev, batch_size = check_options(method, device, dtype, batch_size)
     lr_arr, hr_arr = check_frame_pair(lr, hr)
@@ -267,11 +101,11 @@ def fuse_iter(
         sequence_range(lr_arr, "lr", normalize),
         sequence_range(hr_arr, "hr", normalize),
     )
-    fuser = METHODS[method](
+    fuser = method_spec(method).create(
         model, device=dev, dtype=dtype, channels_last=bool(channels_last)
     )
     batch = batch_size or default_batch_size(h, w, dev)
-    pad_h, pad_w, pad_mode = _padding(h, w, fuser.size_multiple)
+    pad_h, pad_w, pad_mode = padding(h, w, fuser.size_multiple)
     params: dict[str, Any] = {
         "method": method,
         "lr_separation": plan.lr_separation,
@@ -343,7 +177,8 @@ def fuse(
     hr_index : array_like, (K,) int
         Sorted, distinct LR frame index (0 … T − 1) at which each HR frame was taken.
     method : {"edvr_stf", "edvr", "bicubic", "bayesian"}
-        Fusion method (:data:`METHODS`).
+        Fusion method, a name in the registry
+        (:data:`~xfusion_bluesky.fusion.methods.METHODS`).
     model : str, path, EDVR/EDVRSTF module, BayesianSettings or None
         Weights for the network methods: a checkpoint path (or shipped model name),
         a built module (not modified), or None for the shipped default. Must be
@@ -361,7 +196,9 @@ def fuse(
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, …
     batch_size : int, optional
         Windows per forward pass; default :func:`default_batch_size`. Memory grows
-        with it, not with T; the result does not depend on it.
+        with it, not with T; the result does not depend on it. A batch that runs
+        out of memory is retried in halves (a WARNING each time) down to one
+        window; ``params["batch_size"]`` reports the size finally used.
     progress : bool
         Show a tqdm progress bar on stderr.
     dtype : torch.dtype, optional
@@ -387,6 +224,8 @@ def fuse(
         [0, 1] with ``normalize=False``.
     FileNotFoundError
         ``model`` is None and the shipped weights do not exist.
+    torch.OutOfMemoryError, MemoryError
+        Even one window at a time does not fit.
 
     Notes
     -----

@@ -1,34 +1,29 @@
-"""Method registry: the model adapter and the factory of every fusion method.
+"""The model adapter: EDVR-STF or EDVR as the engine's fuser.
 
-:data:`METHODS` maps a method name to a
-:class:`~xfusion_bluesky.fusion.protocols.FuserFactory`; :class:`ModelFuser` is the
-engine's view of an EDVR-STF or EDVR network (dtype, memory format, which scores
-are backward/forward), and the model factories turn ``fuse(model=...)`` (None, a
-checkpoint path or a built module) into one.
+:class:`ModelFuser` is the engine's view of a network (dtype, memory format,
+which attention scores are the HR frames'), and :func:`network_fuser` is the
+factory every network method in :mod:`~xfusion_bluesky.fusion.methods`
+registers: it loads the weights with
+:func:`~xfusion_bluesky.fusion.model.loader.load_network` and wraps them.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import os
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from xfusion_bluesky.errors import InvalidInputError
-from xfusion_bluesky.fusion.baselines.bayesian import BayesianFuser
-from xfusion_bluesky.fusion.baselines.bicubic import BicubicFuser
-from xfusion_bluesky.fusion.model.checkpoint import (
-    default_model_path,
-    load_model,
-    model_id,
-)
-from xfusion_bluesky.fusion.model.edvr_stf import EDVR, EDVRSTF, SCALE
-from xfusion_bluesky.fusion.protocols import FusedBatch, Fuser, FuserFactory
+from xfusion_bluesky.fusion.model.edvr_stf import EDVR, SCALE
+from xfusion_bluesky.fusion.model.loader import load_network
+from xfusion_bluesky.fusion.protocols import FusedBatch
 
-__all__ = ["METHODS", "ModelFuser"]
+if TYPE_CHECKING:
+    from xfusion_bluesky.fusion.methods import MethodSpec
+
+__all__ = ["ModelFuser", "network_fuser"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +34,12 @@ class ModelFuser:
     Parameters
     ----------
     model : EDVR or EDVRSTF
-        The network; used as is when already on ``device`` in eval mode and no
-        dtype/memory-format change is asked for, else a copy is prepared, so the
-        caller's module is never changed.
-    name : str
-        Method name (``"edvr_stf"`` or ``"edvr"``).
+        The network, of ``spec.network``'s class; used as is when already on
+        ``device`` in eval mode and no dtype/memory-format change is asked for,
+        else a copy is prepared, so the caller's module is never changed.
+    spec : MethodSpec
+        The method: its name, and whether the network reads HR frames (then the
+        HR attention scores are reported).
     weights_id : str
         sha256 of the weights as given (before any dtype cast).
     device : torch.device
@@ -61,17 +57,17 @@ class ModelFuser:
         self,
         model: EDVR,
         *,
-        name: str,
+        spec: MethodSpec,
         weights_id: str,
         device: torch.device,
         dtype: torch.dtype | None,
         channels_last: bool,
     ) -> None:
-        self.name = name
+        self.name = spec.name
         self.model_id: str | None = weights_id
         self.device = device
         self.dtype = dtype
-        self.uses_hr = isinstance(model, EDVRSTF)
+        self.uses_hr = spec.uses_hr
         self.config: dict[str, Any] = {
             "class": type(model).__name__,
             **model.config,
@@ -90,7 +86,7 @@ class ModelFuser:
         if self.dtype == torch.float64:
             lr, hr = lr.double(), hr.double()
         with self._autocast():
-            out = self.model(lr, hr) if self.uses_hr else self.model(lr)
+            out = self.model(lr, hr)  # LR-only EDVR ignores hr
         fused = out.fused.float().clamp_(0.0, 1.0)
         if self.uses_hr:
             # Attention order [LR t−s, LR t, LR t+s, HR before, HR after] (spec §5).
@@ -132,83 +128,28 @@ def _same_device(actual: torch.device, wanted: torch.device) -> bool:
     return actual.index == wanted_index
 
 
-def _model_factory(method: str, cls: type[EDVR]) -> FuserFactory:
-    """Return the factory of the model-backed method ``method`` (class ``cls``)."""
+def network_fuser(
+    spec: MethodSpec,
+    model: Any,
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    channels_last: bool,
+) -> ModelFuser:
+    """Build the fuser of network method ``spec`` from ``fuse(model=...)``.
 
-    def create(
-        model: Any,
-        *,
-        device: torch.device,
-        dtype: torch.dtype | None,
-        channels_last: bool,
-    ) -> Fuser:
-        network, weights_id = _resolve_model(model, method, cls, device)
-        return ModelFuser(
-            network,
-            name=method,
-            weights_id=weights_id,
-            device=device,
-            dtype=dtype,
-            channels_last=channels_last,
-        )
-
-    return create
-
-
-def _resolve_model(
-    model: Any, method: str, cls: type[EDVR], device: torch.device
-) -> tuple[EDVR, str]:
-    """Turn ``fuse(model=...)`` into a network of class ``cls`` and its weights id."""
-    if model is None:
-        path = default_model_path(method)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no model given for method {method!r} and its default weights "
-                f"{path} do not exist: make them with `xfusion-bluesky train`, pass "
-                "model=<path to a .pth checkpoint>, or use method='bicubic'"
-            )
-        model = path
-    if isinstance(model, str | os.PathLike):
-        network = load_model(model, device=device)
-        if not _is_class(network, cls):
-            raise InvalidInputError(
-                f"model file {os.fspath(model)!r} holds a {type(network).__name__}, "
-                f"but method {method!r} needs a {cls.__name__}: pass matching weights "
-                f"or method={_method_of(network)!r}"
-            )
-        return network, getattr(network, "model_id", None) or model_id(network)
-    if not isinstance(model, EDVR):
-        raise TypeError(
-            f"model must be a checkpoint path, an EDVR/EDVRSTF module or None; "
-            f"got {type(model).__name__}"
-        )
-    if not _is_class(model, cls):
-        raise TypeError(
-            f"method {method!r} needs a {cls.__name__} model; got "
-            f"{type(model).__name__}: use method={_method_of(model)!r}"
-        )
-    if model.num_frame != 3:
-        raise InvalidInputError(
-            f"model fuses {model.num_frame} LR frames; windows hold 3 "
-            "(t − s, t, t + s): pass a model built with num_frame=3"
-        )
-    return model, model_id(model)
-
-
-def _is_class(model: EDVR, cls: type[EDVR]) -> bool:
-    """Tell whether ``model`` is exactly an EDVRSTF / exactly an LR-only EDVR."""
-    return isinstance(model, EDVRSTF) == issubclass(cls, EDVRSTF)
-
-
-def _method_of(model: EDVR) -> str:
-    """Return the method name that fits ``model``."""
-    return "edvr_stf" if isinstance(model, EDVRSTF) else "edvr"
-
-
-#: Fusion methods by name. A new method adds a factory here (see ``protocols``).
-METHODS: dict[str, FuserFactory] = {
-    "edvr_stf": _model_factory("edvr_stf", EDVRSTF),
-    "edvr": _model_factory("edvr", EDVR),
-    "bicubic": BicubicFuser.create,
-    "bayesian": BayesianFuser.create,
-}
+    ``model`` is resolved by :func:`~xfusion_bluesky.fusion.model.loader.load_network`
+    (None: the shipped weights; a path: a cached checkpoint; a module: as is),
+    which also refuses a network of the wrong class.
+    """
+    network, info = load_network(spec.name, model, device=device)
+    if network is None:
+        raise ValueError(f"method {spec.name!r} has no network to wrap")
+    return ModelFuser(
+        network,
+        spec=spec,
+        weights_id=info["sha256"],
+        device=device,
+        dtype=dtype,
+        channels_last=channels_last,
+    )

@@ -16,13 +16,12 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from xfusion_bluesky.errors import InvalidInputError
-from xfusion_bluesky.fusion.fusers import METHODS
+from xfusion_bluesky.fusion.methods import method_spec
 from xfusion_bluesky.fusion.model.edvr_stf import SCALE
-from xfusion_bluesky.synthetic.degradation import percentile_range
+from xfusion_bluesky.fusion.normalization import PERCENTILES, percentile_range
 
 __all__ = [
     "DTYPES",
-    "PERCENTILES",
     "check_frame_pair",
     "check_frames",
     "check_options",
@@ -31,8 +30,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The paper's saturation percentiles (XFusion ``RENORM_THRESH``).
-PERCENTILES = (0.35, 99.65)
 #: Compute dtypes ``fuse(dtype=...)`` accepts (None means float32).
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
@@ -66,12 +63,7 @@ def check_options(
     method: Any, device: Any, dtype: Any, batch_size: Any
 ) -> tuple[str, torch.device, int | None]:
     """Check the method name, device, dtype and batch size."""
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a str; got {type(method).__name__}")
-    if method not in METHODS:
-        raise InvalidInputError(
-            f"unknown method {method!r}; choose one of {sorted(METHODS)}"
-        )
+    method = method_spec(method).name
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:

@@ -3,7 +3,8 @@
 The engine builds windows, normalises, pads and batches; a fuser only turns one
 batch of windows into fused frames and the two HR attention scores. A new method
 (the Bayesian baseline, say) plugs in by meeting :class:`Fuser` and registering a
-factory in :data:`xfusion_bluesky.fusion.engine.METHODS`. A method that calibrates
+:class:`~xfusion_bluesky.fusion.methods.MethodSpec` with its factory in
+:data:`xfusion_bluesky.fusion.methods.METHODS`. A method that calibrates
 on co-temporal LR/HR pairs also meets :class:`PairedFuser`, and the engine then
 gives it the LR frames taken with the HR frames instead of the LR window.
 """
@@ -61,7 +62,10 @@ class Fuser(Protocol):
 
         The engine calls this under ``torch.inference_mode()`` with batches in time
         order (reference frames ascending, each once), so a stateful method (a
-        Kalman filter, say) may carry state from one call to the next.
+        Kalman filter, say) may carry state from one call to the next. A call that
+        raises ``torch.OutOfMemoryError`` or ``MemoryError`` is repeated with the
+        first half of the same frames, so such a method must not keep state from a
+        call that raised.
 
         Parameters
         ----------

@@ -1,9 +1,10 @@
-"""The paper's degradation: binning, 0.35/99.65 % clip + min-max, Poisson.
+"""The paper's degradation: 4×4 binning and Poisson noise at a calibrated level.
 
-HR frames become LR frames by 4×4 mean binning; sequences are normalised by clipping
-at the 0.35 / 99.65 percentiles of the whole sequence and min-max scaling to [0, 1];
-LR frames get Poisson noise set by a blank-scan factor ``b0``, which can be
-calibrated to a target LR PSNR. numpy only: no torch, no bluesky.
+HR frames become LR frames by 4×4 mean binning; LR frames get Poisson noise set by
+a blank-scan factor ``b0``, which can be calibrated to a target LR PSNR. numpy
+only: no torch, no bluesky. The intensity normalisation that precedes this (clip
+at the 0.35 / 99.65 percentiles, min-max to [0, 1]) is ``fuse()``'s own
+pre-processing and lives in :mod:`xfusion_bluesky.fusion.normalization`.
 
 References
 ----------
@@ -27,10 +28,7 @@ __all__ = [
     "b0_for_psnr",
     "bin_frames",
     "degrade",
-    "denormalize",
     "lr_psnr",
-    "normalize_percentile",
-    "percentile_range",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,7 +74,7 @@ def _check_unit_range(array: np.ndarray, name: str) -> None:
     if low < 0.0 or high > 1.0:
         raise InvalidInputError(
             f"{name} must lie in [0, 1]; got values in [{low:g}, {high:g}]. "
-            "Normalise first (normalize_percentile)."
+            "Normalise them to [0, 1] first."
         )
 
 
@@ -140,101 +138,6 @@ def bin_frames(frames: npt.ArrayLike, factor: int = 4) -> np.ndarray:
     blocks = cropped.reshape(*array.shape[:-2], h_lr, factor, w_lr, factor)
     # Accumulate in float64 so 16-bit camera counts and long sums lose nothing.
     return blocks.mean(axis=(-3, -1), dtype=np.float64).astype(np.float32)
-
-
-def percentile_range(
-    frames: npt.ArrayLike, low: float = 0.35, high: float = 99.65
-) -> tuple[float, float]:
-    """Return the ``low`` and ``high`` percentiles over the whole sequence.
-
-    Parameters
-    ----------
-    frames : array_like, (h, w) or (t, h, w), real
-        Frame(s); all frames are pooled (one range per sequence, not per frame).
-    low, high : float, default 0.35 and 99.65
-        Percentiles in [0, 100], ``low`` < ``high``; the defaults are the paper's
-        0.35 % saturation threshold (XFusion ``RENORM_THRESH``).
-
-    Returns
-    -------
-    tuple of float
-        ``(lo, hi)`` in the units of ``frames``, linear interpolation between
-        order statistics (``numpy.percentile``'s default).
-
-    Raises
-    ------
-    InvalidInputError
-        Percentiles out of order or outside [0, 100]; bad ``frames``.
-    """
-    low = _check_finite_scalar(low, "low")
-    high = _check_finite_scalar(high, "high")
-    if not 0.0 <= low < high <= 100.0:
-        raise InvalidInputError(
-            f"percentiles must satisfy 0 ≤ low < high ≤ 100; got low={low}, high={high}"
-        )
-    array = _as_frames(frames, "frames")
-    lo, hi = np.percentile(array, [low, high], method="linear")
-    return float(lo), float(hi)
-
-
-def normalize_percentile(frames: npt.ArrayLike, lo: float, hi: float) -> np.ndarray:
-    """Clip frames to ``[lo, hi]`` and min-max scale them to [0, 1].
-
-    Parameters
-    ----------
-    frames : array_like, (h, w) or (t, h, w), real
-        Frame(s) in camera units; not modified.
-    lo, hi : float
-        Intensity bounds, usually from :func:`percentile_range` over the sequence.
-
-    Returns
-    -------
-    ndarray, same shape as ``frames``, float32 in [0, 1]
-        ``(clip(frames, lo, hi) - lo) / (hi - lo)``. If ``hi <= lo`` (a flat
-        sequence) the result is all zeros; nothing is divided by zero.
-
-    See Also
-    --------
-    denormalize : the inverse map from [0, 1] back to camera units.
-    """
-    lo = _check_finite_scalar(lo, "lo")
-    hi = _check_finite_scalar(hi, "hi")
-    array = _as_frames(frames, "frames")
-    lo32, hi32 = np.float32(lo), np.float32(hi)
-    if hi32 <= lo32:
-        return np.zeros(array.shape, dtype=np.float32)
-    out = np.clip(array.astype(np.float32), lo32, hi32)
-    out -= lo32
-    out /= hi32 - lo32
-    # Float32 rounding could leave 1 + eps; keep the documented range exact.
-    return np.clip(out, 0.0, 1.0, out=out)
-
-
-def denormalize(frames01: npt.ArrayLike, lo: float, hi: float) -> np.ndarray:
-    """Map [0, 1] frames back to the intensity scale ``[lo, hi]``.
-
-    Parameters
-    ----------
-    frames01 : array_like, (h, w) or (t, h, w), real
-        Normalised frame(s), e.g. fused output; values outside [0, 1] map linearly.
-    lo, hi : float
-        The bounds given to :func:`normalize_percentile`.
-
-    Returns
-    -------
-    ndarray, same shape as ``frames01``, float32
-        ``lo + frames01 * (hi - lo)``; all ``lo`` when ``hi <= lo`` (flat sequence).
-    """
-    lo = _check_finite_scalar(lo, "lo")
-    hi = _check_finite_scalar(hi, "hi")
-    array = _as_frames(frames01, "frames01")
-    lo32, hi32 = np.float32(lo), np.float32(hi)
-    if hi32 <= lo32:
-        return np.full(array.shape, lo32, dtype=np.float32)
-    out = array.astype(np.float32)
-    out *= hi32 - lo32
-    out += lo32
-    return out
 
 
 def _as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:

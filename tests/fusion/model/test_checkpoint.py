@@ -3,7 +3,7 @@ import torch
 
 from xfusion_bluesky.errors import CheckpointMismatchError
 from xfusion_bluesky.fusion.model import EDVR, EDVRSTF, load_model, model_id, save_model
-from xfusion_bluesky.fusion.model.checkpoint import default_model_path, infer_config
+from xfusion_bluesky.fusion.model.checkpoint import infer_config
 
 TINY = {
     "num_feat": 8,
@@ -91,9 +91,3 @@ def test_model_id_changes_with_weights():
     with torch.no_grad():
         model.conv_last.bias += 1e-6
     assert model_id(model) != before
-
-
-def test_default_paths():
-    assert default_model_path("edvr_stf").name == "edvr_stf_small.pth"
-    with pytest.raises(ValueError, match="bicubic"):
-        default_model_path("bicubic")

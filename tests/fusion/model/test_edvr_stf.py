@@ -96,6 +96,20 @@ def test_lr_only_edvr_forward():
     assert out.attention.shape == (1, 3)
 
 
+def test_both_networks_take_the_same_call_and_edvr_ignores_hr():
+    torch.manual_seed(3)
+    lr, hr = torch.rand(2, 3, 1, 8, 8), torch.rand(2, 2, 1, 32, 32)
+    edvr = EDVR(**TINY).eval()
+    with torch.no_grad():
+        alone, with_hr = edvr(lr), edvr(lr, hr)
+        other_hr = edvr(lr, torch.zeros_like(hr))
+    assert type(with_hr) is type(EDVRSTF(**TINY).eval()(lr, hr))
+    assert torch.equal(alone.fused, with_hr.fused)
+    assert torch.equal(other_hr.fused, with_hr.fused)
+    with pytest.raises(ValueError, match=r"call model\(lr, hr\)"):
+        EDVRSTF(**TINY)(lr)
+
+
 def test_small_preset_is_small():
     assert sum(p.numel() for p in edvr_stf_small().parameters()) < 2_500_000
 

@@ -1,11 +1,6 @@
 """EDVR-STF and the LR-only EDVR baseline, key for key with the authors' checkpoints."""
 
-from xfusion_bluesky.fusion.model.checkpoint import (
-    default_model_path,
-    load_model,
-    model_id,
-    save_model,
-)
+from xfusion_bluesky.fusion.model.checkpoint import load_model, model_id, save_model
 from xfusion_bluesky.fusion.model.edvr_stf import (
     EDVR,
     EDVRSTF,
@@ -15,17 +10,26 @@ from xfusion_bluesky.fusion.model.edvr_stf import (
     edvr_stf_paper,
     edvr_stf_small,
 )
+from xfusion_bluesky.fusion.model.loader import (
+    LoadedModel,
+    clear_cache,
+    default_model_path,
+    load_network,
+)
 
 __all__ = [
     "EDVR",
     "EDVRSTF",
     "SCALE",
     "FusionOutput",
+    "LoadedModel",
+    "clear_cache",
     "default_model_path",
     "edvr_small",
     "edvr_stf_paper",
     "edvr_stf_small",
     "load_model",
+    "load_network",
     "model_id",
     "save_model",
 ]

@@ -26,21 +26,7 @@ logger = logging.getLogger(__name__)
 #: Folder of the shipped weights: ``models/`` at the repository root.
 MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 
-#: File of the shipped default weights per method.
-DEFAULT_MODEL_FILES = {"edvr_stf": "edvr_stf_small.pth", "edvr": "edvr_small.pth"}
-
 _BLOCK_KEY = re.compile(r"^(feature_extraction|reconstruction)\.(\d+)\.conv1\.weight$")
-
-
-def default_model_path(method: str) -> Path:
-    """Return the path of the shipped weights for ``method`` ("edvr_stf" or "edvr")."""
-    try:
-        return MODELS_DIR / DEFAULT_MODEL_FILES[method]
-    except KeyError:
-        raise ValueError(
-            f"method {method!r} has no shipped weights; "
-            f"known: {sorted(DEFAULT_MODEL_FILES)}"
-        ) from None
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -109,10 +109,26 @@ class EDVR(nn.Module):
     def _add_hr_branch(self, num_in_ch: int, num_feat: int) -> None:
         """Register the HR feature branch; LR-only EDVR has none."""
 
-    def forward(self, lr: torch.Tensor) -> FusionOutput:
-        """Fuse LR frames ``lr`` (b, num_frame, 1, h, w) into HR at the reference.
+    def forward(self, lr: torch.Tensor, hr: torch.Tensor | None = None) -> FusionOutput:
+        """Fuse LR frames into one HR frame at the reference instant.
 
-        ``h`` and ``w`` must be multiples of 4 (two stride-2 pyramid levels).
+        Both networks share this call, ``model(lr, hr)``, and its output type, so
+        callers need not know which one they hold.
+
+        Parameters
+        ----------
+        lr : Tensor, (b, num_frame, 1, h, w)
+            LR frames [t−s, t, t+s]; ``h`` and ``w`` multiples of 4 (two stride-2
+            pyramid levels).
+        hr : Tensor, (b, 2, 1, 4h, 4w), optional
+            HR frames [before, after]; ignored: this LR-only network has no HR
+            branch. Accepted so that it is called like :class:`EDVRSTF`.
+
+        Returns
+        -------
+        FusionOutput
+            ``fused`` (b, 1, 4h, 4w) and ``attention`` (b, num_frame), LR frames
+            only.
         """
         b, t, c, h, w = lr.shape
         feat = lrelu(self.conv_first(lr.reshape(b * t, c, h, w))).view(b, t, -1, h, w)
@@ -206,7 +222,7 @@ class EDVRSTF(EDVR):
         x = F.max_pool2d(lrelu(self.conv2_hi(x)), 3, stride=2, padding=1)
         return x.view(b, k, *x.shape[1:])
 
-    def forward(self, lr: torch.Tensor, hr: torch.Tensor) -> FusionOutput:  # type: ignore[override]
+    def forward(self, lr: torch.Tensor, hr: torch.Tensor | None = None) -> FusionOutput:
         """Fuse one window per batch item.
 
         Parameters
@@ -214,15 +230,26 @@ class EDVRSTF(EDVR):
         lr : Tensor, (b, 3, 1, h, w)
             LR frames [t−s, t, t+s]; h and w multiples of 4.
         hr : Tensor, (b, 2, 1, 4h, 4w)
-            HR frames [before, after] the reference instant t.
+            HR frames [before, after] the reference instant t. Required; the
+            default None only keeps the signature of :meth:`EDVR.forward`.
 
         Returns
         -------
         FusionOutput
             ``fused`` (b, 1, 4h, 4w) and ``attention`` (b, 5) in the order
             [LR t−s, LR t, LR t+s, HR before, HR after].
+
+        Raises
+        ------
+        ValueError
+            ``hr`` is missing or not (b, 2, 1, 4h, 4w).
         """
         b, t, c, h, w = lr.shape
+        if hr is None:
+            raise ValueError(
+                "EDVRSTF fuses HR frames too: call model(lr, hr) with hr "
+                f"(b, 2, 1, {SCALE * h}, {SCALE * w})"
+            )
         if hr.shape[-2:] != (SCALE * h, SCALE * w) or hr.shape[1] != 2:
             raise ValueError(
                 f"hr must be (b, 2, 1, {SCALE * h}, {SCALE * w}) for lr "

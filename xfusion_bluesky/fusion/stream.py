@@ -1,0 +1,240 @@
+"""Stream of fused frames: gather a batch, fuse it, yield its frames; halve on OOM.
+
+:class:`FusionStream` is what :func:`~xfusion_bluesky.fusion.engine.fuse_iter`
+returns. Each batch's tensors are gathered from the input arrays on the fly
+(normalised, padded to the fuser's size multiple, moved to the device), so memory
+grows with the batch size and not with the number of frames. A batch that runs out
+of memory is retried in halves; frames already yielded are never fused again.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from xfusion_bluesky.fusion.model.edvr_stf import SCALE
+from xfusion_bluesky.fusion.normalization import denormalize, normalize_percentile
+from xfusion_bluesky.fusion.protocols import Fuser, PairedFuser
+from xfusion_bluesky.structures import FrameScores, WindowPlan
+
+__all__ = ["FusionStream", "padding"]
+
+logger = logging.getLogger(__name__)
+
+_Item = tuple[int, NDArray[np.float32], FrameScores]
+#: Fused frames and their backward/forward scores of one batch, on the CPU.
+_Fused = tuple[NDArray[np.float32], NDArray[Any], NDArray[Any]]
+
+
+class FusionStream(Iterator[_Item]):
+    """Fused frames in time order, as ``(t, frame, scores)``; made by ``fuse_iter``.
+
+    Parameters
+    ----------
+    lr, hr : ndarray, (T, h, w) and (K, 4h, 4w)
+        The checked input stacks (read, never modified).
+    plan : WindowPlan
+        Every reference frame's window.
+    fuser : Fuser
+        The method, built for this call.
+    ranges : (lr range, hr range)
+        Percentile bounds to normalise with, or None where the input is in [0, 1].
+    device : torch.device
+        Where the batches go.
+    batch_size : int
+        Windows per batch to start with; halved after an out-of-memory error.
+    progress : bool
+        Show a tqdm bar on stderr.
+    params : dict
+        The run's parameters; ``params["batch_size"]`` is kept up to date.
+
+    Attributes
+    ----------
+    method : str
+    model_id : str or None
+    plan : WindowPlan
+    params : dict
+        Everything needed to reproduce the run (JSON-serialisable);
+        ``batch_size`` is the batch size finally used.
+    frame_shape : (int, int)
+        (4h, 4w), the fused frame size.
+    """
+
+    def __init__(
+        self,
+        lr: NDArray[Any],
+        hr: NDArray[Any],
+        plan: WindowPlan,
+        fuser: Fuser,
+        *,
+        ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
+        device: torch.device,
+        batch_size: int,
+        progress: bool,
+        params: dict[str, Any],
+    ) -> None:
+        self.method = fuser.name
+        self.model_id = fuser.model_id
+        self.plan = plan
+        self.params = params
+        self.frame_shape = (SCALE * lr.shape[1], SCALE * lr.shape[2])
+        self._lr, self._hr, self._fuser = lr, hr, fuser
+        self._lr_range, self._hr_range = ranges
+        self._device = device
+        self._batch_size = batch_size
+        self._progress = progress
+        self._frames = self._run()
+
+    def __next__(self) -> _Item:
+        return next(self._frames)
+
+    def close(self) -> None:
+        """Stop early and release the progress bar."""
+        self._frames.close()
+
+    def _lr_rows(self, refs: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Return the LR frames of each window, (b, 3).
+
+        ``[t − s, t, t + s]``, or for a :class:`PairedFuser` the instants
+        ``[t_a, t, t_b]`` of the HR frames before and after and of the reference.
+        """
+        if not isinstance(self._fuser, PairedFuser):
+            return self.plan.lr_indices[refs]
+        index = self.plan.hr_index
+        before, after = (
+            index[self.plan.hr_before[refs]],
+            index[self.plan.hr_after[refs]],
+        )
+        return np.stack([before, refs, after], 1)
+
+    def _batch(self, refs: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather, normalise and pad the LR and HR tensors of frames ``refs``."""
+        b, (h, w) = refs.size, self._lr.shape[1:]
+        lr = self._lr[self._lr_rows(refs).ravel()]  # (b·3, h, w), a copy
+        hr_pick = np.stack([self.plan.hr_before[refs], self.plan.hr_after[refs]], 1)
+        hr = self._hr[hr_pick.ravel()]  # (b·2, 4h, 4w)
+        lr = _to_unit(lr, self._lr_range)
+        hr = _to_unit(hr, self._hr_range)
+        lr_t = torch.from_numpy(lr).to(self._device)[:, None]
+        hr_t = torch.from_numpy(hr).to(self._device)[:, None]
+        pad_h, pad_w, mode = padding(h, w, self._fuser.size_multiple)
+        if pad_h or pad_w:
+            lr_t = F.pad(lr_t, (0, pad_w, 0, pad_h), mode=mode)
+            hr_t = F.pad(hr_t, (0, SCALE * pad_w, 0, SCALE * pad_h), mode=mode)
+        lr_t = lr_t.view(b, 3, 1, *lr_t.shape[-2:])
+        return lr_t, hr_t.view(b, 2, 1, *hr_t.shape[-2:])
+
+    def _fuse(self, refs: NDArray[np.int64]) -> _Fused:
+        """Fuse reference frames ``refs``; return frames in the HR scale and scores."""
+        height, width = self.frame_shape
+        lr, hr = self._batch(refs)
+        with torch.inference_mode():
+            if isinstance(self._fuser, PairedFuser):
+                rows = torch.from_numpy(self._lr_rows(refs))
+                out = self._fuser.fuse_pairs(lr, hr, rows)
+            else:
+                out = self._fuser.fuse_batch(lr, hr)
+            fused = out.fused[:, 0, :height, :width].float().cpu().numpy()
+            backward = out.backward_attention.float().cpu().numpy()
+            forward = out.forward_attention.float().cpu().numpy()
+        frames = np.ascontiguousarray(fused, dtype=np.float32)
+        if self._hr_range is not None:
+            frames = denormalize(frames, *self._hr_range)
+        return frames, backward, forward
+
+    def _fuse_or_halve(self, refs: NDArray[np.int64]) -> _Fused | None:
+        """Fuse ``refs``, or after running out of memory halve the batch size.
+
+        Returns None when the batch should be retried smaller; re-raises the
+        out-of-memory error when ``refs`` is a single frame.
+        """
+        try:
+            return self._fuse(refs)
+        except (torch.OutOfMemoryError, MemoryError):
+            if refs.size <= 1:
+                raise
+        self._batch_size = refs.size // 2
+        self.params["batch_size"] = self._batch_size
+        logger.warning(
+            "out of memory fusing frames %d-%d with %s: retrying them %d at a time",
+            refs[0],
+            refs[-1],
+            self.method,
+            self._batch_size,
+        )
+        if self._device.type == "cuda":
+            torch.cuda.empty_cache()  # give the failed batch's blocks back
+        return None
+
+    def _run(self) -> Generator[_Item]:
+        """Fuse batch after batch and yield frame after frame."""
+        n = self.plan.num_frames
+        bar = tqdm(
+            total=n,
+            desc=f"fuse {self.method}",
+            unit="frame",
+            file=sys.stderr,
+            disable=not self._progress,
+        )
+        start = time.perf_counter()
+        first = 0  # the first frame not yet yielded
+        try:
+            while first < n:
+                refs = np.arange(first, min(first + self._batch_size, n))
+                tick = time.perf_counter()
+                fused = self._fuse_or_halve(refs)
+                if fused is None:
+                    continue
+                frames, backward, forward = fused
+                logger.debug(
+                    "frames %d-%d fused in %.3f s",
+                    first,
+                    refs[-1],
+                    time.perf_counter() - tick,
+                )
+                for i, t in enumerate(refs.tolist()):
+                    scores = FrameScores(
+                        float(backward[i]), float(forward[i]), self.plan.window(t)
+                    )
+                    yield t, frames[i], scores
+                    bar.update(1)
+                first += refs.size
+            elapsed = time.perf_counter() - start
+            logger.info(
+                "fused %d frames with %s in %.1f s (%.4f s/frame)",
+                n,
+                self.method,
+                elapsed,
+                elapsed / n,
+            )
+        finally:
+            bar.close()
+
+
+def padding(height: int, width: int, multiple: int) -> tuple[int, int, str]:
+    """Return the bottom and right padding to a multiple of ``multiple``, and its mode.
+
+    Reflect padding needs the pad to be smaller than the frame; frames of 1-3 pixels
+    fall back to replicating the edge.
+    """
+    pad_h, pad_w = -height % multiple, -width % multiple
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return pad_h, pad_w, mode
+
+
+def _to_unit(
+    frames: NDArray[Any], bounds: tuple[float, float] | None
+) -> NDArray[np.float32]:
+    """Return float32 frames in [0, 1]: percentile-normalised, or cast when in range."""
+    if bounds is None:
+        return frames.astype(np.float32, copy=False)
+    return normalize_percentile(frames, *bounds)
