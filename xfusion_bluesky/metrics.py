@@ -7,7 +7,7 @@ stack, a Python float for a single ``(h, w)`` image. The estimate is clipped to
 before quantising. Use :func:`mean_finite` to average a sequence: identical frames
 have PSNR = +inf, which it skips and counts.
 
-Two modes (spec ``baselines_and_metrics.md`` §2):
+Two modes (``docs/spec/baselines_and_metrics.md`` §2):
 
 - float mode (default): data in [0, 1], data range 1, no quantisation;
 - paper-compatible mode, ``quantize=True``: both images become

@@ -142,7 +142,7 @@ class FusionResult:
     normalized_backward_attention, normalized_forward_attention : ndarray, (T,) \
 float64
         Raw scores divided by the backward score at the preceding HR frame's own
-        instant (the paper's normalisation, spec ``edvr_stf.md`` §5); NaN where it
+        instant (the paper's normalisation, ``docs/spec/edvr_stf.md`` §5); NaN where it
         is undefined.
     hr_before, hr_after : ndarray, (T,) int64
         Indices into the HR stack of the HR frames used for each reference frame.

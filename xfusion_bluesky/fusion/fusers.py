@@ -89,7 +89,8 @@ class ModelFuser:
             out = self.model(lr, hr)  # LR-only EDVR ignores hr
         fused = out.fused.float().clamp_(0.0, 1.0)
         if self.uses_hr:
-            # Attention order [LR t−s, LR t, LR t+s, HR before, HR after] (spec §5).
+            # Attention order [LR t−s, LR t, LR t+s, HR before, HR after]
+            # (docs/spec/edvr_stf.md §5).
             scores = out.attention.float()
             n_lr = self.model.num_frame
             return FusedBatch(fused, scores[:, n_lr], scores[:, n_lr + 1])

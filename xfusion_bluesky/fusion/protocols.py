@@ -86,7 +86,7 @@ class PairedFuser(Fuser, Protocol):
     """A fuser that needs the LR frames acquired with its HR frames.
 
     The Bayesian baseline calibrates its degradation model on the LR/HR pairs at
-    the HR instants (spec ``baselines_and_metrics.md`` §0), which the EDVR-STF
+    the HR instants (``docs/spec/baselines_and_metrics.md`` §0), which the EDVR-STF
     window ``[t − s, t, t + s]`` does not hold. For a fuser that has this method
     the engine calls it instead of :meth:`Fuser.fuse_batch`.
     """

@@ -1,6 +1,7 @@
 """Per reference frame: LR ref ± separation, nearest HR before/after; normalisation.
 
-Unlike the authors' inference loop (spec ``edvr_stf.md`` §9), which starts at frame 1
+Unlike the authors' inference loop (``docs/spec/edvr_stf.md`` §9), which starts at
+frame 1
 and reads past the last HR frame, every frame 0 … T − 1 gets a window: where no HR
 frame lies on one side of t, the nearest one on the other side stands in and the
 window says so.
@@ -191,7 +192,7 @@ def normalize_attention(
     Reference frames t are grouped by their preceding HR frame a (a ≤ t < next HR
     index); the backward and forward scores of every t in a group are divided by the
     backward score of t = a, where the HR frame "before" was acquired at the
-    reference instant itself (paper §7.1.5, spec ``edvr_stf.md`` §5).
+    reference instant itself (paper §7.1.5, ``docs/spec/edvr_stf.md`` §5).
 
     Parameters
     ----------

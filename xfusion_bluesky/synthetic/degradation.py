@@ -10,7 +10,7 @@ References
 ----------
 Tang et al., "Deep learning-based spatio-temporal fusion for high-fidelity
 ultra-high-speed X-ray radiography", J. Synchrotron Rad. 32(2):432-441 (2025).
-Specs: ``spec/edvr_stf.md`` §7.2-7.4, ``spec/baselines_and_metrics.md`` §2-3.
+Specs: ``docs/spec/edvr_stf.md`` §7.2-7.4, ``docs/spec/baselines_and_metrics.md`` §2-3.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 #: Largest expected count ``b0 * max(frames)`` accepted; numpy's Poisson sampler
 #: refuses rates above ~9.2e18.
 _MAX_POISSON_RATE = 1e18
-#: Calibration stops when the LR PSNR is this close to the target (spec §3).
+#: Calibration stops when the LR PSNR is this close to the target
+#: (docs/spec/baselines_and_metrics.md §3).
 _PSNR_TOLERANCE_DB = 0.02
 _MAX_BISECTION_STEPS = 40
 #: Decades by which the bisection bracket may widen on each side before giving up.
@@ -274,7 +275,7 @@ def b0_for_psnr(
     uniformly distributed [0, 1] frames land +0.6 / +0.2 / +0.03 dB high at
     20 / 30 / 40 dB. Pass ``frames`` when the level matters.
 
-    With ``frames`` (spec ``baselines_and_metrics.md`` §3): start at
+    With ``frames`` (``docs/spec/baselines_and_metrics.md`` §3): start at
     ``u0 = target_db / 10 + log10(mean(frames))`` with ``u = log10(b0)``, bracket
     ``[u0 - 1, u0 + 1]`` (widened by decades until it brackets), then bisect with
     common random numbers (a new generator seeded with ``seed`` at every

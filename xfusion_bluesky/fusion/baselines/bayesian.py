@@ -1,7 +1,8 @@
 """Kalman + K-means (Bayesian) fusion, vectorised: the paper's non-learned baseline.
 
 Per reference frame t between the HR frames at t_a and t_b (spec
-``baselines_and_metrics.md`` §1, after Xue et al. 2017 as re-implemented in Tang
+``docs/spec/baselines_and_metrics.md`` §1, after Xue et al. 2017 as re-implemented in
+Tang
 et al. 2025):
 
 A. calibrate the degradation ``y_k ≈ g_k·B(x_k) + o_k + e_k`` (B = 4×4 block mean,
@@ -85,7 +86,8 @@ class BayesianSettings:
         paper's "5 % of the LR pixels per axis, geometric mean over the axes"
         (0.05 → K = 8 at LR 100×256, 16 at 250×400).
     cluster_features : {"ab", "lr3"}
-        ``"ab"`` (default, spec §1.3): K-means on ``(z_a, z_b)``, HR pixels to the
+        ``"ab"`` (default, docs/spec/baselines_and_metrics.md §1.3): K-means on ``(z_a,
+        z_b)``, HR pixels to the
         nearest centroid of ``(x_a, x_b)``. ``"lr3"``: the literal reading,
         K-means on ``(z_a, z_t, z_b)`` and every HR pixel takes its LR pixel's
         label (puts the reference frame into prior and likelihood alike).
@@ -99,7 +101,8 @@ class BayesianSettings:
     label_bins : int or None
         None (default): every HR pixel gets the label of its nearest centroid
         (K distance maps per HR interval). An int labels through a
-        ``label_bins²`` table of ``(x_a, x_b)`` bin centres (spec §1.4); it saves
+        ``label_bins²`` table of ``(x_a, x_b)`` bin centres
+        (docs/spec/baselines_and_metrics.md §1.4); it saves
         ~20 ms per interval at 400×1024 but labels pixels within half a bin of a
         cluster border by the bin centre, which on a moving texture changed
         0.5 % of the fused pixels by up to 0.03 at 256 bins (the spec's 1e-4 did

@@ -2,7 +2,7 @@
 
 PyTorch's bicubic (``align_corners=False``, no antialias) uses OpenCV INTER_CUBIC's
 kernel (a = −0.75), half-pixel mapping and replicated borders, so it reproduces the
-paper's ``cv2.resize`` baseline to ~2e-7 (spec ``baselines_and_metrics.md`` §4).
+paper's ``cv2.resize`` baseline to ~2e-7 (``docs/spec/baselines_and_metrics.md`` §4).
 """
 
 from __future__ import annotations

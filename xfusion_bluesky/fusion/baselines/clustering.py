@@ -114,7 +114,7 @@ def label_hr_pixels(hr_pair: Array, centroids: Array, bins: int | None) -> Array
 
     None: exact, in the HR frames' dtype. With ``bins`` the labels of a
     ``bins × bins`` grid of bin centres over [0, 1]² are computed once and
-    gathered (spec §1.4; see
+    gathered (docs/spec/baselines_and_metrics.md §1.4; see
     :class:`~xfusion_bluesky.fusion.baselines.bayesian.BayesianSettings` for its
     error).
     """

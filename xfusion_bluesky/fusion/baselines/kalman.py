@@ -5,7 +5,7 @@ as array functions: the 4×4 block-mean degradation operator B and its nearest
 upsampling U, the least-squares calibration ``y ≈ g·B(x) + o``, every cluster's
 mean and covariance of ``(z_a, z_t, z_b)``, the Gaussian conditioning of the
 value at t on the HR pair, and the exact Kalman/MAP update of a pixel-wise prior
-with a block-mean observation (spec ``baselines_and_metrics.md`` §1). Pure
+with a block-mean observation (``docs/spec/baselines_and_metrics.md`` §1). Pure
 numpy: reshape-means, weighted ``bincount`` and batched 2×2 solves.
 """
 
@@ -31,7 +31,8 @@ Array = NDArray[Any]
 SCALE = 4
 #: Clusters with fewer LR pixels than this take the global mean and covariance.
 MIN_CLUSTER_PIXELS = 10
-#: Ridge on the 2×2 HR-pair covariance, relative to its mean variance (spec §1.4).
+#: Ridge on the 2×2 HR-pair covariance, relative to its mean variance
+#: (docs/spec/baselines_and_metrics.md §1.4).
 RIDGE = 1e-3
 #: An |LR/HR gain| below this means the LR frame carries no measurable HR signal
 #: (z = (y − o)/g would explode); the gain is then taken as 1.
@@ -134,7 +135,9 @@ def cluster_statistics(labels: Array, vectors: Array, k: int) -> tuple[Array, Ar
 
 
 def temporal_prior(mean: Array, cov: Array) -> Array:
-    """Condition the value at t on the values at t_a, t_b, per cluster (spec §1.4).
+    """Condition the value at t on the values at t_a, t_b, per cluster.
+
+    The temporal prior of docs/spec/baselines_and_metrics.md §1.4.
 
     Parameters
     ----------
@@ -150,7 +153,8 @@ def temporal_prior(mean: Array, cov: Array) -> Array:
         ``α + β_a·x_a + β_b·x_b``, its block-level variance ``v`` (≥ 1e-10).
         A ridge of 1e-3 of the mean HR-pair variance keeps the 2×2 solve
         well-posed, also when t_a = t_b past the ends of the HR frames (the
-        two-sided model then splits β evenly, the one-sided model of spec §1.7).
+        two-sided model then splits β evenly, the one-sided model of
+        docs/spec/baselines_and_metrics.md §1.7).
     """
     pair = [0, 2]
     s_oo = cov[:, pair][:, :, pair]  # (k, 2, 2)
@@ -171,7 +175,9 @@ def kalman_update(
     offset: float,
     noise_var: float,
 ) -> Array:
-    """Update a pixel-wise Gaussian prior with the reference LR frame (spec §1.5).
+    """Update a pixel-wise Gaussian prior with the reference LR frame.
+
+    The observation update of docs/spec/baselines_and_metrics.md §1.5.
 
     Parameters
     ----------

@@ -1,4 +1,7 @@
-"""Residual block and small shared helpers of EDVR / EDVR-STF (spec §3)."""
+"""Residual block and small shared helpers of EDVR / EDVR-STF.
+
+Conventions: docs/spec/edvr_stf.md §3.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: Slope of every LeakyReLU in EDVR-STF (spec §3 conventions).
+#: Slope of every LeakyReLU in EDVR-STF (docs/spec/edvr_stf.md §3 conventions).
 LRELU_SLOPE = 0.1
 
 
@@ -45,7 +48,8 @@ class ResidualBlockNoBN(nn.Module):
     """``x + conv3(ReLU(conv3(x)))``: the residual block of EDVR, without batch norm.
 
     The inner activation is a plain ReLU (not the LeakyReLU used everywhere else) and
-    the residual scale is 1, as in the authors' implementation (spec §3).
+    the residual scale is 1, as in the authors' implementation (docs/spec/edvr_stf.md
+    §3).
 
     Parameters
     ----------
@@ -57,7 +61,8 @@ class ResidualBlockNoBN(nn.Module):
         super().__init__()
         self.conv1 = conv3(num_feat, num_feat)
         self.conv2 = conv3(num_feat, num_feat)
-        # Small initial residuals keep a deep stack close to identity (spec §3.5).
+        # Small initial residuals keep a deep stack close to identity
+        # (docs/spec/edvr_stf.md §3.5).
         for conv in (self.conv1, self.conv2):
             nn.init.kaiming_normal_(conv.weight)
             conv.weight.data.mul_(0.1)

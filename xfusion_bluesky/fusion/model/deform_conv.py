@@ -1,6 +1,7 @@
 """Modulated deformable conv: pure PyTorch; torchvision when it imports.
 
-The pure-PyTorch path follows ``torchvision.ops.deform_conv2d`` exactly (spec §3.2):
+The pure-PyTorch path follows ``torchvision.ops.deform_conv2d`` exactly
+(docs/spec/edvr_stf.md §3.2):
 offset channel ``n`` belongs to deformable group ``n // (2K)`` and kernel tap
 ``(n % 2K) // 2`` and holds dy when ``n`` is even, dx when odd; taps are numbered
 row-major; a sample is bilinear, zero outside ``(-1, size)`` and each corner that
@@ -206,7 +207,7 @@ class DCNv2Pack(nn.Module):
 
     ``conv_offset`` maps the offset feature to ``27·g`` channels, split in three equal
     parts ``o1 | o2 | m``; ``offset = cat(o1, o2)`` (torchvision's interleaved dy, dx
-    layout) and ``mask = sigmoid(m)`` (spec §3.2, EDVR paper Fig. 3).
+    layout) and ``mask = sigmoid(m)`` (docs/spec/edvr_stf.md §3.2, EDVR paper Fig. 3).
 
     Parameters
     ----------

@@ -5,7 +5,7 @@ and after the reference instant are brought down to the LR grid by two conv + ma
 stages, then share the feature extraction, PCD alignment and TSA fusion with the three
 LR frames; the fused feature is reconstructed and upsampled ×4 on top of a bilinear
 upsampling of the reference LR frame. Attribute names are the authors' so that their
-checkpoints load key for key (spec §4).
+checkpoints load key for key (docs/spec/edvr_stf.md §4).
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ class EDVR(nn.Module):
         self.pcd_align = PCDAlignment(c, deformable_groups)
         self.fusion = TSAFusion(c, num_frame + self.num_frame_hi, self.ref_index)
         self.reconstruction = residual_stack(num_reconstruct_block, c)
-        # The second upsampling stage is 64 channels wide whatever C is (spec §3.4).
+        # The second upsampling stage is 64 channels wide whatever C is
+        # (docs/spec/edvr_stf.md §3.4).
         self.upconv1 = conv3(c, 4 * c)
         self.upconv2 = conv3(c, 4 * 64)
         self.pixel_shuffle = nn.PixelShuffle(2)

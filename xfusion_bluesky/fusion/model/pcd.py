@@ -2,7 +2,8 @@
 
 Each frame's features are aligned to the reference frame's, from the coarsest level
 L3 (¼ size) to L1 (full LR size), then refined once more by a cascaded deformable
-conv. The same weights align every frame, the reference included (spec §3.2).
+conv. The same weights align every frame, the reference included (docs/spec/edvr_stf.md
+§3.2).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Temporal attention weighs each aligned frame by the sigmoid of its per-pixel
 correlation with the reference frame's embedding; spatial attention then modulates the
-fused feature through a small pyramid (EDVR paper Fig. 4, spec §3.3). The spatial mean
+fused feature through a small pyramid (EDVR paper Fig. 4, docs/spec/edvr_stf.md §3.3).
+The spatial mean
 of each frame's *pre-sigmoid* correlation is the attention score the XFusion paper
-reads as "how much each frame was used" (spec §5).
+reads as "how much each frame was used" (docs/spec/edvr_stf.md §5).
 """
 
 from __future__ import annotations
