@@ -18,6 +18,7 @@ __all__ = [
     "FORMAT_VERSION",
     "format_version",
     "raw_start_v1",
+    "registration_v1",
 ]
 
 #: Start-document key holding the format version of raw and derived runs.
@@ -82,6 +83,17 @@ def raw_start_v1(start: dict[str, Any]) -> dict[str, Any]:
     _rename(out.get("timing"), _V0_TIMING)
     _rename(out.get("registration"), _V0_REGISTRATION)
     _rename((out.get("sim") or {}).get("hs_mount"), _V0_REGISTRATION)
+    return out
+
+
+def registration_v1(block: dict[str, Any]) -> dict[str, Any]:
+    """Return a registration record with v1 names (``flip_y``/``flip_x``, ...).
+
+    A derived run's ``fusion.registration`` copies the raw run's block, so a v0
+    derived run holds ``flip_ud``/``flip_lr`` there; this reads both.
+    """
+    out = dict(block)
+    _rename(out, _V0_REGISTRATION)
     return out
 
 

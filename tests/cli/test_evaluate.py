@@ -14,16 +14,16 @@ TINY = [
     "--frames", "9",
     "--hr-size", "32x48",
     "--noise-db", "30", "none",
-    "--hr-every", "4", "ends",
-    "--separations", "1", "2",
+    "--hr-separation", "4", "ends",
+    "--lr-separation", "1", "2",
     "--cluster-fractions", "0.05", "0.4",
     "--timing-size", "8x12",
     "--radiographs", "none",
 ]  # fmt: skip
 FIGURES = {
     "noise": "fig5_noise.png",
-    "hr_sep1": "fig6_hr_sampling_s1.png",
-    "hr_sep2": "figS3_hr_sampling_s2.png",
+    "hr_sep1": "fig6_hr_separation_s1.png",
+    "hr_sep2": "figS3_hr_separation_s2.png",
     "attention": "fig7_attention.png",
     "attention_hist": "figS5_attention_hist.png",
     "timing": "fig8_timing.png",
@@ -38,6 +38,7 @@ def tiny(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the shared tiny evaluation takes ~6 s
 def test_tiny_evaluation_writes_every_file(tiny):
     summary = json.loads((tiny / "summary.json").read_text())
     assert summary["figures"] == FIGURES
@@ -53,6 +54,7 @@ def test_tiny_evaluation_writes_every_file(tiny):
     assert set(summary["timing"]) == {"edvr_stf", "edvr", "bicubic", "bayesian"}
 
 
+@pytest.mark.slow  # the shared tiny evaluation takes ~6 s
 def test_results_csv_has_one_row_per_frame_condition_and_method(tiny):
     with (tiny / "results.csv").open() as file:
         rows = list(csv.DictReader(file))
@@ -67,9 +69,10 @@ def test_results_csv_has_one_row_per_frame_condition_and_method(tiny):
     assert not any(r["backward_attention"] for r in rows if r["method"] == "bicubic")
     noisy = [float(r["lr_psnr_db"]) for r in rows if r["noise_db"] == "30"]
     assert np.allclose(noisy, 30, atol=0.2)
-    assert {r["hr_every"] for r in rows} == {"4", "8", "0"}
+    assert {r["hr_separation"] for r in rows} == {"4", "8", "0"}
 
 
+@pytest.mark.slow  # the shared tiny evaluation takes ~6 s
 def test_rerun_resumes_from_the_cache(tiny, capsys):
     runs = sorted(tiny.glob("cache/*/*/*.npz"))
     stamps = [p.stat().st_mtime_ns for p in runs]
@@ -106,6 +109,7 @@ def test_a_recording_needs_all_three_files(tmp_path, capsys):
     assert "--lr, --hr and --hr-index" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_fused_run_in_tiled_is_evaluated_against_the_sim_truth(
     tmp_path, tiled, RE, sim_devices
 ):

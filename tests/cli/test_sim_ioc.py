@@ -12,6 +12,7 @@ def test_sim_ioc_verb_defaults_to_loopback():
     assert args.prefix == "XF:A:"
 
 
+@pytest.mark.slow
 @pytest.mark.epics
 def test_sim_ioc_verb_serves_channel_access(ca_spare_port):
     from ophyd import EpicsSignal

@@ -27,15 +27,16 @@ from urllib.parse import parse_qs, urlsplit
 from xfusion_bluesky.callbacks.loop import FusionOutcome, WorkerConfig, redact, serve
 from xfusion_bluesky.errors import InvalidInputError
 
-__all__ = ["CATCH_UP_DAYS", "MODES", "FusionWorker"]
+__all__ = ["CATCH_UP_S", "MODES", "FusionWorker"]
 
 logger = logging.getLogger(__name__)
 
 #: How the worker runs.
 MODES = ("process", "thread")
-#: With ``since=None``, catch-up looks this far back: a fresh worker on a facility
-#: server must not start on years of old runs (fuse those with ``fuse UID``).
-CATCH_UP_DAYS = 7.0
+#: With ``since=None``, catch-up looks this many seconds back (7 days): a fresh
+#: worker on a facility server must not start on years of old runs (fuse those
+#: with ``fuse UID``). The CLI's ``--catch-up-s`` takes the same unit.
+CATCH_UP_S = 7 * 86400.0
 #: Seconds ``close()`` gives a terminated child to go.
 TERMINATE_WAIT_S = 5.0
 #: Child deaths counted against ``max_restarts``: those of the last hour. A run
@@ -67,7 +68,7 @@ class FusionWorker:
         On start, fuse every requested raw run that has no finished derived run.
     since : float, optional
         Catch up on runs started after this time (epoch s); default
-        :data:`CATCH_UP_DAYS` before ``start()``; 0 for all.
+        :data:`CATCH_UP_S` seconds before ``start()``; 0 for all.
     poll_s : float or None
         Look for missed runs this often (s); None: only on start.
     torch_threads : int, optional
@@ -201,7 +202,7 @@ class FusionWorker:
             raise RuntimeError("this FusionWorker was started already")
         since = self._options["since"]
         if since is None:
-            since = time.time() - CATCH_UP_DAYS * 86400.0
+            since = time.time() - CATCH_UP_S
         parent = os.getpid() if self.mode == "process" else None
         self.config = WorkerConfig(
             **{**self._options, "since": since or None, "parent_pid": parent}

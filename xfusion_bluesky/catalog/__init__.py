@@ -4,6 +4,7 @@
 entry point: the fused video and attention scores of a raw run in one call.
 """
 
+from xfusion_bluesky.catalog.broker import open_broker
 from xfusion_bluesky.catalog.queries import (
     FusedRun,
     failed_runs_query,
@@ -11,4 +12,10 @@ from xfusion_bluesky.catalog.queries import (
     find_derived,
 )
 
-__all__ = ["FusedRun", "failed_runs_query", "fetch_fused", "find_derived"]
+__all__ = [
+    "FusedRun",
+    "failed_runs_query",
+    "fetch_fused",
+    "find_derived",
+    "open_broker",
+]

@@ -1,11 +1,13 @@
 """`xfusion-bluesky demo`: scan on the simulated beamline, fused automatically.
 
 The whole story in one command: an embedded Tiled server and a fusion worker in a
-separate process start (``setup("sim", fusion="process")``); ``dual_camera_scan()``
-records one burst of both simulated cameras; the worker reads it back from Tiled,
-fuses it and writes a derived run; ``fetch_fused`` returns it. The demo then
-scores the fused frames against the simulation's ground truth next to bicubic
-upsampling of the same data, and draws the frame panel and the attention plot.
+separate process start (``setup("sim")``, then ``bl.start_fusion("process")``);
+``dual_camera_scan()`` records one burst of both simulated cameras; the worker
+reads it back from Tiled, fuses it and writes a derived run; ``fetch_fused``
+returns it. The demo then scores the fused frames against the simulation's ground
+truth (:meth:`~xfusion_bluesky.catalog.burst.FusedBurst.ground_truth`) next to
+bicubic upsampling of the same data, and draws the frame panel and the attention
+plot.
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ from typing import Any
 
 import numpy as np
 
+from xfusion_bluesky.cli.options import (
+    add_device_argument,
+    add_method_argument,
+    resolve_device,
+    seconds,
+)
+from xfusion_bluesky.errors import InvalidInputError
+
 #: The ROI preset of the demo: fused in well under 2 min on 2 CPU cores.
 DEMO_ROI = "demo"
+#: What the scan asks the worker for without --method.
+DEFAULT_METHOD = "edvr_stf"
 
 DESCRIPTION = """\
 Run the whole chain on a simulated beamline: start an embedded Tiled server and
@@ -39,23 +51,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
     )
     parser.add_argument(
-        "--out", default="demo_output", help="output folder (default: demo_output)"
+        "--out",
+        default="demo_output",
+        metavar="PATH",
+        help="output folder (default demo_output)",
     )
-    parser.add_argument(
-        "--method",
-        default="edvr_stf",
-        help="what the scan asks the worker for (default edvr_stf)",
+    add_method_argument(
+        parser, help="what the scan asks the worker for (default edvr_stf)"
     )
     parser.add_argument(
         "--quick",
         action="store_true",
         help="fuse with bicubic (seconds; checks the chain, not the model)",
     )
+    add_device_argument(parser)
     parser.add_argument(
-        "--timeout",
-        type=float,
+        "--timeout-s",
+        type=seconds,
         default=300.0,
-        help="seconds to wait for the worker (default 300)",
+        metavar="S",
+        help="how long to wait for the worker (default 300 s)",
     )
     parser.add_argument(
         "--serve",
@@ -69,16 +84,22 @@ def run(args: argparse.Namespace) -> int:
     """Scan, wait for the automatic fusion, score, draw; print the paths and uids."""
     from xfusion_bluesky.beamline import ROI_PRESETS, run_demo_scan, setup
 
+    if args.quick and args.method not in (None, "bicubic"):
+        raise InvalidInputError(
+            f"--quick fuses with bicubic; it cannot be combined with --method "
+            f"{args.method}"
+        )
     out = Path(args.out)
-    method = "bicubic" if args.quick else args.method
+    method = "bicubic" if args.quick else args.method or DEFAULT_METHOD
+    device = resolve_device(args.device)
     print(_sizes(ROI_PRESETS[DEMO_ROI]))
     tick = time.perf_counter()
-    bl = setup("sim", data_dir=out / "beamline", roi=DEMO_ROI, fusion="process")
+    bl = setup("sim", data_dir=out / "beamline", roi=DEMO_ROI)
     try:
-        worker = bl.fusion_worker
+        worker = bl.start_fusion("process", device=device)
         print(
             f"embedded Tiled server and fusion worker ({worker.mode}, pid "
-            f"{worker.pid}) ready in {time.perf_counter() - tick:.1f} s\n"
+            f"{worker.pid}, {device}) ready in {time.perf_counter() - tick:.1f} s\n"
         )
         tick = time.perf_counter()
         request = {"requested": True, "method": method, "lr_separation": 1}
@@ -87,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"simulated dual-camera scan ({scanned - tick:.1f} s):")
         print(scan.describe())
         print(f"catalog and files kept under {(out / 'beamline').resolve()}\n")
-        total = int(bl.tiled[scan.uid].start["lr"]["frames_per_burst"])
-        fused = _wait_fused(bl, scan.uid, total, args.timeout)
+        total = int(bl.tiled[scan.uid].start["uhs"]["frames_per_burst"])
+        fused = _wait_fused(bl, scan.uid, total, args.timeout_s)
         done = time.perf_counter()
         print(
             f"derived run {fused.uid} ({method}, {fused.status}"
@@ -124,8 +145,8 @@ def _sizes(preset: Any) -> str:
         f"frame sizes (ROI preset {DEMO_ROI!r}): UHS {preset.uhs_shape[0]}×"
         f"{preset.uhs_shape[1]} px at {preset.uhs_frame_rate_hz / 1e6:g} MHz, "
         f"{preset.uhs_frames} frames; HS {preset.hs_shape[0]}×{preset.hs_shape[1]} "
-        f"px at {preset.hs_frame_rate_hz / 1e3:g} kHz (HR every {every:g} UHS "
-        "frames);\nchosen so that scan-to-fused stays under 2 min on 2 CPU cores"
+        f"px at {preset.hs_frame_rate_hz / 1e3:g} kHz (HR separation {every:g} "
+        "UHS frames);\nchosen so that scan-to-fused stays under 2 min on 2 CPU cores"
     )
 
 
@@ -158,7 +179,7 @@ def _wait_fused(bl: Any, uid: str, total: int, timeout_s: float) -> Any:
                 raise RuntimeError(f"the fusion worker stopped: {why}")
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"raw run {uid} not fused within {timeout_s:g} s (--timeout)"
+                    f"raw run {uid} not fused within {timeout_s:g} s (--timeout-s)"
                 )
             time.sleep(1.0)
 
@@ -166,21 +187,21 @@ def _wait_fused(bl: Any, uid: str, total: int, timeout_s: float) -> Any:
 def _frames_written(fused: Any) -> int:
     """Return how many frames a derived run being written holds so far."""
     try:
-        return int(fused.node["primary"]["fused"].shape[0])
-    except KeyError:  # no frame written yet: the stream or its array is not there
+        return int(fused.frames.shape[0])
+    except (KeyError, LookupError):  # no frame written yet
         return 0
 
 
 def _report(fused: Any, out: Path, method: str) -> None:
     """Score against the truth next to bicubic; draw the panel and the attention."""
-    from xfusion_bluesky.cli.show import load_burst
+    from xfusion_bluesky.catalog.burst import load_burst
     from xfusion_bluesky.evaluation.panels import attention_figure, frame_panel
     from xfusion_bluesky.fusion import fuse
     from xfusion_bluesky.metrics import mean_finite, psnr, ssim
 
     burst = load_burst(fused, 0)
-    truth = ground_truth(burst)
-    full_scale = float(2 ** int(burst.raw_start["hr"].get("bit_depth", 16)) - 1)
+    truth = burst.ground_truth()
+    full_scale = burst.full_scale
     # The worker's frames, and bicubic upsampling of the same registered data.
     results = [
         (method, burst.fused_frames().astype(np.float32)),
@@ -226,55 +247,6 @@ def _report(fused: Any, out: Path, method: str) -> None:
     )
     print(f"\npanel:     {paths[0]} (UHS bicubic | {method} | truth | nearest HS)")
     print(f"attention: {paths[1]}")
-
-
-def ground_truth(burst: Any) -> np.ndarray:
-    """Render what the HS camera would have seen at every UHS instant, noise-free.
-
-    Parameters
-    ----------
-    burst : FusedBurst
-        A burst of a derived run of a simulated raw run (its start document has
-        a ``sim`` block).
-
-    Returns
-    -------
-    ndarray, (T, H, W) float32
-        In HS counts (the simulation's ``digitize`` scale), on the fused field.
-
-    Raises
-    ------
-    InvalidInputError
-        The raw run was not simulated.
-    """
-    from xfusion_bluesky.devices.sim.event import SimEvent
-    from xfusion_bluesky.errors import InvalidInputError
-
-    start = burst.raw_start
-    sim = start.get("sim")
-    if not sim:
-        raise InvalidInputError(
-            f"raw run {start['uid']} was not simulated: it has no ground truth"
-        )
-    event = SimEvent(
-        sim["scene_family"],
-        seed=int(sim["scene_seed"]),
-        frame_period_s=float(sim["scene_frame_period_s"]),
-        params=dict(sim.get("scene_params") or {}),
-    )
-    seed = int(burst.fused.raw["primary"][sim["burst_seed_key"]].read()[burst.index])
-    field = event.render(burst.lr_times_s, tuple(sim["field_shape_hr"]), seed=seed)
-    mount = sim.get("hs_mount") or {}
-    y0, x0 = (int(v) for v in mount.get("offset_hr_px", (0, 0)))
-    height, width = (int(v) for v in start["hr"]["frame_shape"])
-    seen = field[:, y0 : y0 + height, x0 : x0 + width]  # as the HS camera is mounted
-    if mount.get("flip_ud"):
-        seen = seen[:, ::-1, :]
-    if mount.get("flip_lr"):
-        seen = seen[:, :, ::-1]
-    _, truth = burst.registration.apply(burst.lr, seen)
-    full_scale = float(2 ** int(start["hr"].get("bit_depth", 16)) - 1)
-    return np.ascontiguousarray(truth, dtype=np.float32) * full_scale
 
 
 def _serve_until_interrupted() -> None:

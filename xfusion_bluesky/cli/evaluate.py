@@ -1,13 +1,13 @@
 """`xfusion-bluesky evaluate`: the paper's comparisons regenerated in one command.
 
-Fuses held-out synthetic x-ray sequences (and the real radiographs in
-``../shared/data`` when present) with EDVR-STF, EDVR, bicubic and the Bayesian
-fusion over LR noise levels, HR down-sampling and LR separations, times every
+Fuses held-out synthetic x-ray sequences (and the real radiographs shipped in
+``data/``) with every registered method (EDVR-STF, EDVR, bicubic, Bayesian)
+over LR noise levels, HR separations and LR separations, times every
 method at the paper's frame size, and writes ``results.csv``, ``summary.json``,
 ``report.md`` and the figures (Figs. 5–8, S2–S5 types) to ``--out``. Rerun with
 the same ``--out`` to resume. With ``--lr/--hr/--hr-index`` it evaluates a
 recording of yours instead (scored against ``--truth`` when given), and with
-``--uid UID --tiled URL`` a fused run from Tiled (a simulated run against the
+``--uid UID --tiled URI`` a fused run from Tiled (a simulated run against the
 truth its start document lets us render).
 """
 
@@ -19,10 +19,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from xfusion_bluesky.cli.fuse import add_tiled_arguments
-
-#: Where the project keeps its validation data (relative to the working folder).
-DEFAULT_RADIOGRAPHS = Path("..") / "shared" / "data"
+from xfusion_bluesky.cli.options import (
+    add_device_argument,
+    add_method_argument,
+    add_threads_argument,
+    add_tiled_arguments,
+    open_from_args,
+    positive_int,
+    resolve_device,
+)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -41,16 +46,26 @@ def _noise(text: str) -> float | None:
     return None if text.lower() in ("none", "inf") else float(text)
 
 
-def _hr_every(text: str) -> int:
-    """Parse an HR spacing: LR frames, or ``ends`` (first and last only)."""
-    return 0 if text.lower() in ("ends", "first-last") else int(text)
+def _hr_separation(text: str) -> int:
+    """Parse an HR separation: LR frame periods ≥ 1, or ``ends`` (first and last)."""
+    if text.lower() in ("ends", "first-last"):
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected LR frame periods ≥ 1, or 'ends'; got {text!r}"
+        )
+    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``evaluate`` verb."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="compare the fusion methods over noise, HR sampling and separation",
+        help="compare the fusion methods over noise, HR and LR separation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -60,7 +75,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="smaller data, every figure: 2 families × 1 seed, 21 frames of 64x96",
     )
     parser.add_argument(
-        "--out", default="evaluation", help="output folder (default: evaluation)"
+        "--out",
+        default="evaluation",
+        metavar="PATH",
+        help="output folder (default evaluation)",
     )
     parser.add_argument(
         "--scenes",
@@ -68,18 +86,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="FAMILY",
         help="scene families (default additive_manufacturing friction_stir fast_front)",
     )
-    parser.add_argument(
-        "--methods",
-        nargs="+",
-        metavar="METHOD",
-        help="methods (default edvr_stf edvr bicubic bayesian)",
+    add_method_argument(
+        parser, nargs="+", help="methods to compare (default: every one)"
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_device_argument(parser)
     parser.add_argument(
-        "--seeds", type=int, help="held-out seeds per family (default 3)"
+        "--seeds",
+        type=positive_int,
+        metavar="N",
+        help="held-out seeds per family (default 3)",
     )
     parser.add_argument(
-        "--frames", type=int, help="LR frames per sequence (default 41)"
+        "--frames",
+        type=positive_int,
+        metavar="N",
+        help="LR frames per sequence (default 41)",
     )
     parser.add_argument(
         "--hr-size", type=_size, metavar="HxW", help="HR frame size (default 128x192)"
@@ -93,19 +114,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "60 none)",
     )
     parser.add_argument(
-        "--hr-every",
-        type=_hr_every,
+        "--hr-separation",
+        type=_hr_separation,
         nargs="+",
-        metavar="P",
-        help="LR frames between HR frames; 'ends': first and last only (default "
-        "2 10 20 ends)",
+        metavar="N",
+        help="HR separations of the HR sweeps, in LR frame periods; 'ends': first "
+        "and last frame only (default 2 10 20 ends)",
     )
     parser.add_argument(
-        "--separations",
+        "--lr-separation",
         type=int,
+        choices=(1, 2, 3),
         nargs="+",
-        metavar="S",
-        help="LR separations of the HR sweeps (default 1 2 3)",
+        metavar="N",
+        help="LR separations of the HR sweeps: 1, 2 or 3 (default 1 2 3)",
     )
     parser.add_argument(
         "--cluster-fractions",
@@ -116,9 +138,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--radiographs",
-        default=str(DEFAULT_RADIOGRAPHS),
-        metavar="DIR|none",
-        help="folder with savu_i13_projections/ (default ../shared/data)",
+        metavar="PATH",
+        help="folder with savu_i13_projections/, or 'none' to skip the real "
+        "radiographs (default: the copy in the repository's data/)",
     )
     parser.add_argument(
         "--timing-size",
@@ -127,20 +149,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="LR size of the speed comparison (default 100x256, the paper's)",
     )
     parser.add_argument("--no-timing", action="store_true", help="skip Fig. 8")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (default 1: on a busy 2-core host two threads "
-        "made the small networks 3-20× slower)",
-    )
+    # On a busy 2-core host two threads made the small networks 3-20× slower.
+    add_threads_argument(parser, default=1)
     user = parser.add_argument_group("your own recording")
-    user.add_argument("--lr", metavar="FILE", help="LR frames (.npy .npz .h5 .tif)")
-    user.add_argument("--hr", metavar="FILE", help="HR frames, 4× the LR size")
     user.add_argument(
-        "--hr-index", nargs="+", metavar="T", help="LR frame of each HR frame, or FILE"
+        "--lr", metavar="PATH", help="LR frames (.npy .npz .h5 .tif), (T, h, w)"
     )
-    user.add_argument("--truth", metavar="FILE", help="truth at every LR instant")
+    user.add_argument("--hr", metavar="PATH", help="HR frames, 4× the LR size")
+    user.add_argument(
+        "--hr-index",
+        nargs="+",
+        metavar="N",
+        help="LR frame of each HR frame, or a PATH holding them",
+    )
+    user.add_argument("--truth", metavar="PATH", help="truth at every LR instant")
     run_group = parser.add_argument_group("a run in Tiled (fused already)")
     run_group.add_argument(
         "--uid",
@@ -164,7 +186,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from xfusion_bluesky.evaluation.datasets import HELD_OUT_SEED
 
     config = quick_config() if args.quick else EvaluationConfig()
-    changes: dict[str, Any] = {"device": args.device}
+    changes: dict[str, Any] = {"device": resolve_device(args.device)}
     if args.scenes:
         changes["families"] = tuple(args.scenes)
     if args.methods:
@@ -175,10 +197,9 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         changes["num_frames"] = args.frames
     if args.hr_size:
         changes["hr_shape"] = args.hr_size
-    radiographs = args.radiographs
-    changes["radiographs"] = (
-        None if radiographs.lower() == "none" else Path(radiographs)
-    )
+    if args.radiographs is not None:
+        none = args.radiographs.lower() == "none"
+        changes["radiographs"] = None if none else Path(args.radiographs)
     if args.no_timing:
         changes["timing_lr_shape"] = None
     elif args.timing_size:
@@ -186,8 +207,8 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     plan = config.plan
     for option, name in (
         ("noise_db", "noise_db"),
-        ("hr_every", "hr_every"),
-        ("separations", "lr_separations"),
+        ("hr_separation", "hr_separations"),
+        ("lr_separation", "lr_separations"),
         ("cluster_fractions", "cluster_fractions"),
     ):
         if getattr(args, option):
@@ -213,7 +234,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             args.hr,
             hr_index,
             truth=args.truth,
-            lr_separations=tuple(args.separations or (1,)),
+            lr_separations=tuple(args.lr_separation or (1,)),
         )
     return replace(config, **changes)
 
@@ -224,36 +245,17 @@ def _files_from_tiled(args: argparse.Namespace) -> tuple[str, str, list[str], An
     The LR and HR frames are the raw frames on the common field, exactly as the
     fusion worker registered them; the truth exists only for simulated runs.
     """
-    import numpy as np
-
     from xfusion_bluesky.catalog import fetch_fused
-    from xfusion_bluesky.cli.demo import ground_truth
-    from xfusion_bluesky.cli.fuse import open_from_args
-    from xfusion_bluesky.cli.show import load_burst
+    from xfusion_bluesky.catalog.burst import load_burst
 
     catalogs, _ = open_from_args(args, create=False)
     try:
         burst = load_burst(fetch_fused(catalogs, args.uid), 0)
-        files = {
-            "lr": burst.lr,
-            "hr": burst.hr[burst.hs_used],
-            "hr_index": burst.hr_index,
-        }
-        if burst.raw_start.get("sim"):
-            files["truth"] = ground_truth(burst)
+        paths = burst.save_inputs(Path(args.out) / "tiled_input")
     finally:
         catalogs.root.context.close()
-    folder = Path(args.out) / "tiled_input"
-    folder.mkdir(parents=True, exist_ok=True)
-    truth = str(folder / "truth.npy") if "truth" in files else None
-    for name, array in files.items():
-        np.save(folder / f"{name}.npy", np.asarray(array))
-    return (
-        str(folder / "lr.npy"),
-        str(folder / "hr.npy"),
-        [str(folder / "hr_index.npy")],
-        truth,
-    )
+    truth = str(paths["truth"]) if "truth" in paths else None
+    return str(paths["lr"]), str(paths["hr"]), [str(paths["hr_index"])], truth
 
 
 def run(args: argparse.Namespace) -> int:

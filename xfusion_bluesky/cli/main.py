@@ -2,7 +2,10 @@
 
 Each verb lives in its own module ``xfusion_bluesky.cli.<verb>`` exposing
 ``add_parser(subparsers)`` (which sets ``func`` on its parser) and is listed in
-``VERBS``; a verb's heavy imports happen inside its ``run`` so ``--help`` stays fast.
+``VERBS``. A verb parses, calls the library and prints; options several verbs
+share come from :mod:`xfusion_bluesky.cli.options`, and verbs never import each
+other (an import-linter contract). A verb's heavy imports happen inside its
+``run`` so ``--help`` stays fast.
 """
 
 from __future__ import annotations

@@ -22,16 +22,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "XFUSION_TILED_URL=http://HOST:PORT/api/v1 and XFUSION_TILED_API_KEY."
         ),
     )
-    parser.add_argument("--data-dir", help="catalog and data (default XFUSION_DATA)")
-    parser.add_argument("--hdf5-dir", help="camera files (default XFUSION_HDF5_DIR)")
     parser.add_argument(
-        "--api-key", help="API key (default XFUSION_TILED_API_KEY; required)"
+        "--data-dir",
+        metavar="PATH",
+        help="catalog and data (default XFUSION_DATA)",
     )
     parser.add_argument(
-        "--catalog-uri", help="postgresql://... catalog (default SQLite in data dir)"
+        "--hdf5-dir",
+        metavar="PATH",
+        help="camera files (default XFUSION_HDF5_DIR, else DATA_DIR/hdf5)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the key clients must present (default XFUSION_TILED_API_KEY; required)",
+    )
+    parser.add_argument(
+        "--catalog-uri",
+        metavar="URI",
+        help="postgresql://... catalog (default SQLite in the data dir)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        metavar="N",
+        help="port to listen on (default 8000)",
+    )
     parser.add_argument(
         "--config-only",
         action="store_true",

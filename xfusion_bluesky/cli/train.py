@@ -4,6 +4,27 @@ from __future__ import annotations
 
 import argparse
 
+from xfusion_bluesky.cli.options import (
+    add_device_argument,
+    add_method_argument,
+    add_threads_argument,
+    positive_int,
+    resolve_device,
+)
+
+
+def _iterations(text: str) -> tuple[int, int]:
+    """Parse ``PRE,FINE``: iterations of the two stages, each ≥ 0."""
+    try:
+        pre, fine = (int(v) for v in text.split(","))
+    except ValueError:
+        pre = fine = -1
+    if pre < 0 or fine < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected PRE,FINE (two counts ≥ 0, e.g. 400,2000); got {text!r}"
+        )
+    return pre, fine
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``train`` verb."""
@@ -17,53 +38,70 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "same --out to resume after an interruption."
         ),
     )
-    parser.add_argument(
-        "--method",
-        choices=("edvr_stf", "edvr"),
+    add_method_argument(
+        parser,
+        trainable=True,
         default="edvr_stf",
-        help="network to train (default: edvr_stf)",
+        help="network to train (default edvr_stf)",
     )
     parser.add_argument(
         "--out",
         required=True,
+        metavar="PATH",
         help="run folder: checkpoint, log.csv, loss.png, final.pth",
     )
     parser.add_argument(
         "--iterations",
-        default="400,2000",
+        type=_iterations,
+        default=(400, 2000),
         metavar="PRE,FINE",
         help="iterations of the pretraining and fine-tuning stages (default 400,2000)",
     )
-    parser.add_argument("--batch-size", type=int, default=6)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=6,
+        metavar="N",
+        help="training windows per optimiser step (default 6)",
+    )
     parser.add_argument(
         "--learning-rate",
         type=float,
         default=4e-4,
+        metavar="RATE",
         help="Adam's starting rate in each stage, cosine-annealed to 1e-7 "
         "(default 4e-4, the paper's)",
     )
     parser.add_argument(
-        "--lr-patch", type=int, default=24, help="LR crop size in pixels"
+        "--lr-patch",
+        type=positive_int,
+        default=24,
+        metavar="N",
+        help="LR crop size in pixels (default 24)",
     )
     parser.add_argument(
         "--preset",
         choices=("small", "paper"),
         default="small",
-        help="network size: small (CPU, shipped) or paper (20.9 M parameters)",
+        help="network size: small (CPU, shipped) or paper (20.9 M parameters; "
+        "default small)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="data loader processes")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
-        "--threads",
+        "--workers",
         type=int,
-        default=None,
-        help="torch CPU threads (default: torch's choice)",
+        default=1,
+        metavar="N",
+        help="data loader processes (default 1; 0: load in this process)",
     )
-    parser.add_argument("--seed", type=int, default=10)
+    add_device_argument(parser)
+    add_threads_argument(parser)
+    parser.add_argument(
+        "--seed", type=int, default=10, metavar="N", help="random seed (default 10)"
+    )
     parser.add_argument(
         "--init",
         default=None,
-        metavar="PTH",
+        metavar="PATH",
         help="start from these weights (e.g. a finished run's final.pth) instead of "
         "random ones; use --iterations 0,N to fine-tune only",
     )
@@ -86,7 +124,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--gate-from",
         default=None,
-        metavar="PTH",
+        metavar="PATH",
         help="take TSA's temporal-attention convolutions from these weights (same "
         "network size), before --gate-init-scale",
     )
@@ -94,8 +132,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--gate-init-scale",
         type=float,
         default=1.0,
-        metavar="S",
-        help="scale TSA's temporal-attention convolutions by S at the start (e.g. "
+        metavar="FACTOR",
+        help="scale TSA's temporal-attention convolutions by FACTOR at the start (e.g. "
         "0.1 with --init, to un-saturate a gate whose correlation is in the "
         "hundreds; default 1: unchanged)",
     )
@@ -121,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    pre, fine = (int(n) for n in args.iterations.split(","))
+    pre, fine = args.iterations
     model = (
         dict(SMALL_CONFIG)
         if args.preset == "small"
@@ -146,6 +184,6 @@ def run(args: argparse.Namespace) -> int:
         gate_init_scale=args.gate_init_scale,
         attention_loss_weight=args.attention_loss,
     )
-    path = train(config, args.out, device=args.device)
+    path = train(config, args.out, device=resolve_device(args.device))
     print(f"weights: {path}")
     return 0

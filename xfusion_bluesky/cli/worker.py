@@ -16,10 +16,28 @@ import time
 from types import FrameType
 from typing import Any
 
-from xfusion_bluesky.cli.fuse import add_tiled_arguments
+from xfusion_bluesky.cli.options import (
+    add_batch_size_argument,
+    add_device_argument,
+    add_method_argument,
+    add_model_argument,
+    add_threads_argument,
+    add_tiled_arguments,
+    resolve_device,
+    seconds,
+)
 
 #: Seconds the worker gets to finish its current run after Ctrl-C / SIGTERM.
 STOP_TIMEOUT_S = 10.0
+#: ``--catch-up-s`` without a value: the library's window (``CATCH_UP_S``), stated
+#: here so that ``--help`` need not import the worker (a test keeps them equal).
+DEFAULT_CATCH_UP_S = 7 * 86400
+
+
+def _catch_up_s(text: str) -> float:
+    """Parse a catch-up window: seconds ≥ 0, or ``all``."""
+    return float("inf") if text.lower() == "all" else seconds(text)
+
 
 EPILOG = """\
 examples:
@@ -33,8 +51,8 @@ examples:
   xfusion-bluesky worker --tiled http://host:8000/api/v1 --zmq 127.0.0.1:5578
 
   # one worker per GPU
-  xfusion-bluesky worker --tiled URL --device cuda:0 &
-  xfusion-bluesky worker --tiled URL --device cuda:1 &
+  xfusion-bluesky worker --tiled URI --device cuda:0 &
+  xfusion-bluesky worker --tiled URI --device cuda:1 &
 
 Results: `fetch_fused(client, uid)` (xfusion_bluesky.catalog), or the `fused`
 container of the server. Every run leaves a derived run: fused frames and attention
@@ -59,19 +77,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="HOST:PORT",
         help="listen to a bluesky-0MQ-proxy's out port instead of Tiled's websocket",
     )
+    add_method_argument(parser, help="fusion method (default: what each run asks for)")
+    add_model_argument(parser)
+    add_device_argument(parser)
+    add_batch_size_argument(parser)
+    add_threads_argument(parser)
     parser.add_argument(
-        "--method",
-        help="edvr_stf, edvr, bicubic, ... (default: what each run asks for)",
-    )
-    parser.add_argument("--model", metavar="PATH", help="checkpoint (default shipped)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--batch-size", type=int, help="windows per forward pass")
-    parser.add_argument("--threads", type=int, help="torch threads (default all)")
-    parser.add_argument(
-        "--lookback-hours",
-        type=float,
-        default=24 * 7,
-        help="catch up on runs started this far back (default 168; 0: all)",
+        "--catch-up-s",
+        type=_catch_up_s,
+        metavar="S",
+        help="at start, fuse the pending runs started in the last S seconds; 'all': "
+        f"every pending run (default {DEFAULT_CATCH_UP_S}, 7 days)",
     )
     parser.add_argument(
         "--no-catch-up",
@@ -80,9 +96,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--poll-s",
-        type=float,
+        type=seconds,
         default=60.0,
-        help="look for missed runs this often (default 60 s; 0: never)",
+        metavar="S",
+        help="look for missed runs every S seconds; 0: never (default 60)",
     )
     parser.set_defaults(func=run)
 
@@ -92,25 +109,21 @@ def run(args: argparse.Namespace) -> int:
     from xfusion_bluesky.callbacks import FusionCallback, FusionWorker
     from xfusion_bluesky.callbacks.feeds import TiledFeed, ZmqFeed, parse_address
     from xfusion_bluesky.catalog.connect import open_catalogs, redact
-    from xfusion_bluesky.settings import Settings
+    from xfusion_bluesky.catalog.lookup import server_address
 
-    settings = Settings.from_env()
-    uri = args.tiled or settings.tiled_url
-    if not uri:
-        raise ValueError("no Tiled server: pass --tiled URL or set XFUSION_TILED_URL")
+    uri, api_key = server_address(args.tiled, args.api_key)
     if args.zmq:
         parse_address(args.zmq)  # a typo fails here, not in a thread
-    since = time.time() - args.lookback_hours * 3600.0 if args.lookback_hours else 0
     worker = FusionWorker(
         uri,
-        api_key=args.api_key or settings.tiled_api_key,
+        api_key=api_key,
         mode="thread",
         method=args.method,
         model=args.model,
-        device=args.device,
+        device=resolve_device(args.device),
         batch_size=args.batch_size,
         catch_up=not args.no_catch_up,
-        since=since,
+        since=_since(args.catch_up_s),
         poll_s=None if args.no_catch_up else args.poll_s or None,
         torch_threads=args.threads,
     )
@@ -142,6 +155,15 @@ def run(args: argparse.Namespace) -> int:
     if worker.error:
         raise RuntimeError(worker.error)
     return 0
+
+
+def _since(catch_up_s: float | None) -> float | None:
+    """Return the worker's ``since`` (epoch s) for a catch-up window in seconds."""
+    if catch_up_s is None:
+        return None  # the library's window, CATCH_UP_S
+    if catch_up_s == float("inf"):
+        return 0.0  # every run
+    return time.time() - catch_up_s
 
 
 def _on_signals(stop: threading.Event) -> None:

@@ -9,40 +9,13 @@ frame instants marked.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xfusion_bluesky.evaluation.figures import agg_pyplot
-
-
-@dataclass(frozen=True)
-class AttentionSeries:
-    """One burst's attention scores against time, as a derived run stores them.
-
-    Attributes
-    ----------
-    times_us : ndarray, (T,)
-        Each fused frame's time after the trigger, µs.
-    backward, forward : ndarray, (T,)
-        Raw TSA scores of the HR frame before / after (NaN for baselines).
-    normalized_backward, normalized_forward : ndarray, (T,)
-        The same, normalised as in the paper (§7.1.5); NaN where undefined.
-    hr_times_us : ndarray, (K,)
-        When the HS frames used were taken, µs.
-    label : str
-        The method, for the legend.
-    """
-
-    times_us: np.ndarray
-    backward: np.ndarray
-    forward: np.ndarray
-    normalized_backward: np.ndarray
-    normalized_forward: np.ndarray
-    hr_times_us: np.ndarray
-    label: str = ""
+from xfusion_bluesky.structures import AttentionSeries
 
 
 def draw_attention_series(

@@ -78,7 +78,7 @@ def ground_truth(
     mount = sim.get("hs_mount") or {}
     y0, x0 = (int(v) for v in mount.get("offset_hr_px", (0, 0)))
     height, width = (int(v) for v in start["hs"]["frame_shape"])
-    if y0 + height > field_shape[0] or x0 + width > field_shape[1]:
+    if min(y0, x0) < 0 or y0 + height > field_shape[0] or x0 + width > field_shape[1]:
         raise InvalidInputError(
             f"the HS window of {height}×{width} px at HR offset ({y0}, {x0}) does "
             f"not fit the simulated field of {field_shape[0]}×{field_shape[1]} px: "
