@@ -54,7 +54,8 @@ def open_broker(
     Returns
     -------
     databroker.v1.Broker
-        ``db.v2`` is the same container with databroker's v2 run objects.
+        ``db[...]`` gives v1 headers; ``db.v2`` is the run container itself
+        (``db.v2[uid]`` a BlueskyRun, ``db.v2[uid].primary.read()`` a Dataset).
 
     Raises
     ------
@@ -74,8 +75,9 @@ def open_broker(
     external HDF5) with databroker 2.0.2:
 
     Works: ``db[-1]``, ``db[uid]``, ``db["1a2b3c"]`` (unique uid prefix),
-    ``db[scan_id]`` (raw runs; derived runs have no scan id), ``db(**start_keys)``
-    and ``db(since=..., until=...)`` searches, ``h.start``, ``h.stop``, ``h.uid``,
+    ``db[scan_id]`` (raw runs; find a derived run by ``fdb(raw_scan_id=N)`` or
+    ``fdb(raw_uid=uid)``), ``db(**start_keys)`` and ``db(since=..., until=...)``
+    searches, ``h.start``, ``h.stop``, ``h.uid``,
     ``h.descriptors``, ``h.fields()``, ``h.stream_names``, ``h.config_data(dev)``,
     ``h.table()`` (scalar and 1-D columns; image keys left out, as in v1),
     ``h.table(fill=True)`` (one image stack per row), ``h.data(key)`` (one array
@@ -89,10 +91,10 @@ def open_broker(
     spec; otherwise they fail with HTTP 406. Stream resources come back
     unfilled (``fill=True`` raises NotImplementedError).
 
-    Does not work: ``h.xarray_dask()``, ``db.get_images`` (the SQL-backed v2
-    stream has no ``to_dask``; ``get_images`` also needs pims), handler
-    registration and ``root_map`` (the server reads the files), ``db.insert``
-    into these containers (write through the RunEngine or the pipeline).
+    Does not work: ``h.xarray_dask()`` and ``db.get_images`` (AttributeError
+    ``to_dask``: the SQL-backed v2 stream has none; ``get_images`` first needs
+    pims). Handler registration and ``db.reg.root_map`` only warn: the server
+    reads the HDF5 files, so clients have nothing to configure.
 
     databroker shows the documents as stored: runs written before the stored
     format was versioned keep their old start-document names (``lr``/``hr``
@@ -133,7 +135,7 @@ def open_broker(
     private = container.new_variation(
         structure_clients=_IsolatedStructureClients.of(container.structure_clients)
     )
-    return broker_class(container)
+    return broker_class(private)
 
 
 class _IsolatedStructureClients(OneShotCachedMap):
