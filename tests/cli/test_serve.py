@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from xfusion_bluesky.catalog.connect import connect, server_config
+from xfusion_bluesky.catalog.connect import connect
+from xfusion_bluesky.catalog.server import server_config
 from xfusion_bluesky.cli.main import main
 from xfusion_bluesky.errors import InvalidInputError
 

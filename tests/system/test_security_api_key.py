@@ -18,9 +18,13 @@ from bluesky import RunEngine
 
 from xfusion_bluesky.callbacks import FusionWorker
 from xfusion_bluesky.catalog import fetch_fused
-from xfusion_bluesky.catalog.connect import connect, server_config
+from xfusion_bluesky.catalog.connect import connect
 from xfusion_bluesky.catalog.raw import subscribe_raw_writer
+from xfusion_bluesky.catalog.server import server_config
 from xfusion_bluesky.plans.dual_camera import dual_camera_scan
+
+# Slow: the module's server starts in ~5 s, and the worker's scan takes ~4 s more.
+pytestmark = pytest.mark.slow
 
 KEY = "facilitysecret42"  # Tiled accepts alphanumeric keys only
 

@@ -65,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the configuration and run ``tiled serve config`` on it."""
-    from xfusion_bluesky.catalog.connect import server_config
+    from xfusion_bluesky.catalog.server import server_config
     from xfusion_bluesky.settings import Settings
 
     settings = Settings.from_env()
