@@ -18,12 +18,12 @@ import logging.handlers
 import multiprocessing
 import os
 import queue
-import signal
 import threading
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from xfusion_bluesky.callbacks.child import child_main, close_queues
 from xfusion_bluesky.callbacks.loop import FusionOutcome, WorkerConfig, redact, serve
 from xfusion_bluesky.errors import InvalidInputError
 
@@ -295,7 +295,7 @@ class FusionWorker:
 
     def _close_channels(self) -> None:
         if self.mode == "process":
-            _close_queues(self._jobs, self._events)
+            close_queues(self._jobs, self._events)
 
     # -- the child process --------------------------------------------------------
 
@@ -310,7 +310,7 @@ class FusionWorker:
     def _spawn(self) -> None:
         level = logging.getLogger("xfusion_bluesky").getEffectiveLevel()
         self._runner = multiprocessing.get_context("spawn").Process(
-            target=_child_main,
+            target=child_main,
             args=(self.config, self._jobs, self._stop, self._events, level),
             name="xfusion-fusion-worker",
             daemon=True,  # ends with the RunEngine's process
@@ -345,7 +345,7 @@ class FusionWorker:
             self._caught_up = False
             self._new_channels()
             self._spawn()
-        _close_queues(*old)
+        close_queues(*old)
         return True
 
     # -- events from the loop -----------------------------------------------------
@@ -409,37 +409,3 @@ def _one_api_key(uri: str, api_key: str | None) -> str | None:
     raise InvalidInputError(
         "tiled_uri carries an api_key and api_key names another one; pass one"
     )
-
-
-def _close_queues(*channels: Any) -> None:
-    """Close multiprocessing queues without waiting to flush what nobody reads."""
-    for channel in channels:
-        channel.cancel_join_thread()
-        channel.close()
-
-
-class _EventHandler(logging.handlers.QueueHandler):
-    """Send log records to the parent as ``("log", record)`` events."""
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        self.queue.put_nowait(("log", record))
-
-
-def _child_main(
-    config: WorkerConfig, jobs: Any, stop: Any, events: Any, level: int
-) -> None:
-    """Entry point of the spawned worker process."""
-    # Ctrl-C in IPython (pausing a scan) signals the whole process group; the
-    # worker must not die of it mid-run. close() stops it through ``stop``.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    root = logging.getLogger()
-    root.handlers[:] = [_EventHandler(events)]
-    root.setLevel(logging.WARNING)
-    logging.getLogger("xfusion_bluesky").setLevel(level)
-    try:
-        serve(config, jobs, stop, lambda kind, payload: events.put((kind, payload)))
-    finally:
-        if os.getppid() != config.parent_pid:
-            # Nobody reads the events any more: exiting must not wait for the
-            # full pipe to drain (an orphan hung there after its parent crashed).
-            events.cancel_join_thread()
