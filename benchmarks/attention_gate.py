@@ -4,7 +4,7 @@ EDVR-STF's attention score (spec ``edvr_stf.md`` §5) is the spatial mean of the
 pre-sigmoid correlation ``Σ_c temporal_attn2(A_i) · temporal_attn1(A_ref)`` that
 TSA feeds to a sigmoid to weight each aligned frame. This script hooks
 ``TSAFusion`` of a trained model on the same held-out synthetic sequences as
-``benchmarks/quality.py`` (no noise, HR every 10 LR frames) and prints, per scene
+``benchmarks/quality.py`` (no noise, HR separation 10) and prints, per scene
 family:
 
 - the mean correlation of each frame slot (LR t−1, t, t+1, HR before, HR after);
@@ -41,7 +41,7 @@ import torch
 from scipy import stats
 
 from xfusion_bluesky.fusion import fuse
-from xfusion_bluesky.fusion.model import load_model
+from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.fusion.model.tsa import TSAFusion
 from xfusion_bluesky.synthetic.degradation import bin_frames
 from xfusion_bluesky.synthetic.scene import XRAY_FAMILIES, generate_scene
@@ -51,7 +51,7 @@ from xfusion_bluesky.training.trainer import VALIDATION_SEED
 REPO = Path(__file__).resolve().parents[1]
 #: The held-out seeds of benchmarks/quality.py (training never draws ≥ 2**31).
 SEEDS = (2**31 + 1, 2**31 + 2, 2**31 + 3)
-HR_EVERY = 10
+HR_SEPARATION = 10
 SLOTS = ("LR t-1", "LR t", "LR t+1", "HR before", "HR after")
 SATURATED = 0.99
 
@@ -75,7 +75,7 @@ def capture_correlations(model: torch.nn.Module) -> tuple[list[np.ndarray], obje
 def family_row(model: torch.nn.Module, family: str, size: tuple[int, int, int], seeds):
     """Fuse ``family``'s held-out sequences and summarise the gate and the scores."""
     frames, height, width = size
-    hr_index = list(range(0, frames, HR_EVERY))
+    hr_index = list(range(0, frames, HR_SEPARATION))
     maps, handle = capture_correlations(model)
     offsets, backward, drift = [], [], []
     try:
@@ -92,8 +92,8 @@ def family_row(model: torch.nn.Module, family: str, size: tuple[int, int, int], 
                 progress=False,
             )
             t = np.arange(frames)
-            scored = (t % HR_EVERY != 0) & (t < hr_index[-1])
-            offsets += list((t % HR_EVERY)[scored])
+            scored = (t % HR_SEPARATION != 0) & (t < hr_index[-1])
+            offsets += list((t % HR_SEPARATION)[scored])
             backward += list(result.normalized_backward_attention[scored])
             at_hr = result.backward_attention[hr_index]
             drift.append((at_hr.max() - at_hr.min()) / abs(at_hr.mean()))
@@ -105,7 +105,7 @@ def family_row(model: torch.nn.Module, family: str, size: tuple[int, int, int], 
         "slot_mean": corr.mean(axis=(0, 2, 3)),
         "saturated": float((1 / (1 + np.exp(-corr[:, 3:])) > SATURATED).mean()),
         "b1": float(backward_a[offsets_a == 1].mean()),
-        "b9": float(backward_a[offsets_a == HR_EVERY - 1].mean()),
+        "b9": float(backward_a[offsets_a == HR_SEPARATION - 1].mean()),
         "drift": float(np.mean(drift)),
         "rho": float(stats.spearmanr(offsets_a, backward_a)[0]),
     }
@@ -139,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_model(args.stf)
+    model = load_network("edvr_stf", args.stf).network
     size, seeds = ((41, 64, 96), SEEDS[:1]) if args.quick else ((41, 128, 192), SEEDS)
 
-    print(f"model {args.stf}  frames {size}  seeds {len(seeds)}  HR every {HR_EVERY}")
+    print(
+        f"model {args.stf}  frames {size}  seeds {len(seeds)}  "
+        f"HR separation {HR_SEPARATION}"
+    )
     print(
         f"{'family':24s} "
         + " ".join(f"{s:>9s}" for s in SLOTS)

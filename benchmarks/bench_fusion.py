@@ -6,9 +6,9 @@ configs and the paper-size EDVR-STF, on the CPU and, where CUDA exists, on the G
 float32 and bfloat16. Ratios are against bicubic run in this same process and against
 the paper's published times (EDVR-STF 0.0665 s per frame on one A100; bicubic 0.0006 s
 on a CPU; Bayesian 77.4 s on a Xeon Gold 6334). Random weights: speed does not depend
-on their values. The Bayesian baseline caches its calibration and clusters per HR
-interval, so it is timed twice: all frames in one interval (config "K=8") and a new
-interval for every fused frame (HR every 2, config "K=8, HR every 2").
+on their values. The Bayesian baseline caches its calibration and clusters per pair
+of HR frames, so it is timed twice: all frames between one pair (config "K=8") and a
+new pair for every fused frame (HR separation 2, config "K=8, HR separation 2").
 
     python benchmarks/bench_fusion.py          # CPU table + memory of a 256-frame burst
     python benchmarks/bench_fusion.py --quick  # fewer repeats, no paper-size CPU row
@@ -27,31 +27,35 @@ import time
 import numpy as np
 import torch
 
+from xfusion_bluesky.evaluation.timing import PAPER_SECONDS_PER_FRAME
 from xfusion_bluesky.fusion import fuse
 from xfusion_bluesky.fusion.model import edvr_small, edvr_stf_paper, edvr_stf_small
 
-PAPER_S_PER_FRAME = {"edvr_stf": 0.0665, "bicubic": 0.0006, "bayesian": 77.4}
 LR_SHAPE = (100, 256)  # paper frame size: LR 100×256 → HR 400×1024
 
 
-def _sequence(frames: int, lr_shape: tuple[int, int], seed: int = 0, hr_every=None):
-    """Random LR frames; HR frames at both ends, or every ``hr_every`` frames."""
+def _sequence(
+    frames: int, lr_shape: tuple[int, int], seed: int = 0, hr_separation=None
+):
+    """Random LR frames; HR frames at both ends, or ``hr_separation`` apart."""
     rng = np.random.default_rng(seed)
     h, w = lr_shape
     index = np.array([0, frames - 1])
-    if hr_every:
-        index = np.arange(0, frames, hr_every)
+    if hr_separation:
+        index = np.arange(0, frames, hr_separation)
     lr = rng.random((frames, h, w), dtype=np.float32)
     hr = rng.random((index.size, 4 * h, 4 * w), dtype=np.float32)
     return lr, hr, index
 
 
-def time_method(method, model, *, frames, repeats, device, dtype=None, hr_every=None):
+def time_method(
+    method, model, *, frames, repeats, device, dtype=None, hr_separation=None
+):
     """Median seconds per fused frame of fuse() over ``repeats`` runs (after a warm-up).
 
     Frames at an HR instant are copies of the HR frame; they are not counted.
     """
-    lr, hr, index = _sequence(frames, LR_SHAPE, hr_every=hr_every)
+    lr, hr, index = _sequence(frames, LR_SHAPE, hr_separation=hr_separation)
     fused = frames - index.size if method == "bayesian" else frames
     kwargs = {"model": model, "device": device, "dtype": dtype, "batch_size": 1}
     fuse(lr[:2, :8, :8], hr[:2, :32, :32], [0, 1], method, **kwargs)  # warm-up
@@ -126,7 +130,7 @@ def main() -> None:
     cases = [
         ("bicubic", "—", None, "cpu", None, 8),
         ("bayesian", "K=8", None, "cpu", None, 22),
-        ("bayesian", "K=8, HR every 2", None, "cpu", None, 21),
+        ("bayesian", "K=8, HR separation 2", None, "cpu", None, 21),
         ("edvr", "small", edvr_small().eval(), "cpu", None, 3),
         ("edvr_stf", "small", edvr_stf_small().eval(), "cpu", None, 3),
     ]
@@ -148,7 +152,7 @@ def main() -> None:
             repeats=runs,
             device=device,
             dtype=dtype,
-            hr_every=2 if "HR every 2" in config else None,
+            hr_separation=2 if "HR separation 2" in config else None,
         )
         rows.append(
             (
@@ -168,7 +172,7 @@ def main() -> None:
     print("| " + " | ".join(header) + " | × bicubic | × paper |")
     print("|---|---|---|---|---:|---:|---:|---:|")
     for method, config, device, dtype, seconds in rows:
-        paper = PAPER_S_PER_FRAME.get(method)
+        paper = PAPER_SECONDS_PER_FRAME.get(method)
         vs_paper = _ratio(seconds / paper) if paper else "—"
         print(
             f"| {method} | {config} | {device} | {dtype} | {seconds:.4f} | "

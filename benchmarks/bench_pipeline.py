@@ -67,13 +67,14 @@ def model_only(
     run = open_raw_run(catalogs.raw, uid)
     burst = run.burst(0)
     alignment = align_hr_times(burst.lr_times_s, burst.hr_times_s)
-    reg = run.start["registration"]
+    reg = run.start["registration"]  # as fuse_run registers the two fields
     registration = register_fields(
-        tuple(run.start["lr"]["frame_shape"]),
-        tuple(run.start["hr"]["frame_shape"]),
-        offset_hr_px=tuple(reg["offset_hr_px"]),
-        flip_ud=bool(reg["flip_ud"]),
-        flip_lr=bool(reg["flip_lr"]),
+        tuple(run.start["uhs"]["frame_shape"]),
+        tuple(run.start["hs"]["frame_shape"]),
+        offset_hr_px=tuple(reg.get("offset_hr_px", (0.0, 0.0))),
+        flip_y=bool(reg.get("flip_y", False)),
+        flip_x=bool(reg.get("flip_x", False)),
+        scale=int(reg.get("scale", 4)),
     )
     lr, hr = registration.apply(burst.lr, burst.hr)
     hr = hr[alignment.kept]
@@ -98,19 +99,20 @@ def measure_burst(
     import torch
 
     from xfusion_bluesky.catalog.connect import open_catalogs
-    from xfusion_bluesky.pipeline import ModelCache, fuse_run
+    from xfusion_bluesky.fusion.model.loader import load_network
+    from xfusion_bluesky.pipeline import fuse_run
 
     torch.set_num_threads(threads)
     catalogs = open_catalogs(uri)
-    cache = ModelCache("cpu")
-    network = cache.get(method, None).network
+    # fuse_run loads through the same cached loader: one network for both paths.
+    network = load_network(method).network
     model_only(catalogs, uid, method, network, frames=2)  # warm-up: allocations
     out: dict[str, Any] = {"read": [], "model": [], "total": [], "cpu": []}
     for _ in range(repeat):
         read, model = model_only(catalogs, uid, method, network)
         cpu = time.process_time()
         tick = time.perf_counter()
-        fused = fuse_run(catalogs.root, uid, method=method, force=True, models=cache)
+        fused = fuse_run(catalogs.root, uid, method=method, force=True)
         out["total"].append(time.perf_counter() - tick)
         out["cpu"].append(time.process_time() - cpu)
         out["read"].append(read)
@@ -223,6 +225,7 @@ class _Discard:
 
 def part_scans(bl: Any, args: argparse.Namespace) -> None:
     from xfusion_bluesky.callbacks import FusionCallback
+    from xfusion_bluesky.fusion.methods import METHODS
 
     configs: list[tuple[str, str | None]] = [
         ("no callback", None),
@@ -246,7 +249,8 @@ def part_scans(bl: Any, args: argparse.Namespace) -> None:
         try:
             if worker is not None:
                 worker.wait_idle(timeout=120)  # spawned and connected: not timed
-            request = method if method in ("bicubic", "edvr_stf") else "edvr_stf"
+            # Scans without a fusing worker still ask for the default method.
+            request = method if method in METHODS else "edvr_stf"
             times[label] = [scan(bl, request)[1] for _ in range(args.scans)]
         finally:
             if worker is not None:

@@ -13,6 +13,9 @@
                            scene generator's default)
 ``XFUSION_FUSION``         automatic fusion in the profile: ``process`` (default,
                            a worker process), ``thread`` or ``off``
+``XFUSION_VALIDATION``     folder holding the real validation radiographs
+                           (``savu_i13_projections/``); not shipped: unset, the
+                           evaluation skips them
 =========================  ==========================================================
 """
 
@@ -56,6 +59,8 @@ class Settings:
         Scene family of the simulation (None: the generator's default).
     fusion : str
         ``"process"``, ``"thread"`` or ``"off"``: how the profile fuses runs.
+    validation_dir : Path or None
+        Folder of the real validation radiographs; None when not available.
     """
 
     data_dir: Path
@@ -66,6 +71,7 @@ class Settings:
     ioc_prefix: str
     scene_family: str | None
     fusion: str = "process"
+    validation_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -100,4 +106,9 @@ class Settings:
             ioc_prefix=env.get("XFUSION_IOC_PREFIX") or DEFAULT_IOC_PREFIX,
             scene_family=env.get("XFUSION_SCENE") or None,
             fusion=fusion,
+            validation_dir=(
+                Path(env["XFUSION_VALIDATION"]).expanduser()
+                if env.get("XFUSION_VALIDATION")
+                else None
+            ),
         )

@@ -1,9 +1,14 @@
+import logging
+
 import h5py
 import numpy as np
 import pytest
 
 from xfusion_bluesky.errors import InvalidInputError
+from xfusion_bluesky.evaluation.config import EvaluationConfig
 from xfusion_bluesky.evaluation.datasets import (
+    RADIOGRAPH_FILE,
+    default_radiographs,
     load_frames,
     radiograph_sequences,
     user_sequence,
@@ -53,5 +58,38 @@ def test_user_sequence_scales_the_truth_like_the_hr_frames(tmp_path, rng):
         )
 
 
-def test_missing_radiographs_are_skipped(tmp_path):
-    assert radiograph_sequences(tmp_path, num_frames=5) == []
+def test_missing_radiographs_are_skipped_with_a_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert radiograph_sequences(tmp_path, num_frames=5) == []
+    assert "real radiographs skipped" in caplog.text
+    assert str(tmp_path) in caplog.text
+
+
+def test_the_validation_radiographs_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("XFUSION_VALIDATION", raising=False)
+    assert EvaluationConfig().radiographs is None  # not shipped: skipped
+    monkeypatch.setenv("XFUSION_VALIDATION", str(tmp_path))
+    assert EvaluationConfig().radiographs == tmp_path
+
+
+def test_the_validation_radiographs_load_when_available():
+    folder = default_radiographs()
+    if folder is None or not (folder / RADIOGRAPH_FILE).is_file():
+        pytest.skip("real validation radiographs not here (set XFUSION_VALIDATION)")
+    first, second = radiograph_sequences(
+        folder, num_frames=41, max_sequences=2, hr_shape=(128, 192)
+    )
+    assert (first.name, second.name) == ("radiographs-0", "radiographs-40")
+    assert first.truth.shape == second.truth.shape == (41, 128, 160)
+    assert first.truth.min() == 0
+    assert first.truth.max() == 1
+    # consecutive sequences share one frame (before each is scaled on its own)
+    assert first.source["frames"] == [0, 40]
+    assert second.source["frames"] == [40, 80]
+    assert first.source["crop"] == [3, 0, 128, 160]
+    # provenance names the file inside the repository, the same on every checkout
+    assert first.source["file"] == "data/savu_i13_projections/savu_i13_projections.npz"
+    # the percentile range docs/evaluation/summary.json recorded for this sequence
+    np.testing.assert_allclose(
+        first.source["range"], [0.06126632568427866, 0.7356771809540628], rtol=1e-12
+    )

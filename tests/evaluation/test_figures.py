@@ -1,4 +1,7 @@
 import numpy as np
+import pytest
+from matplotlib import colors
+from matplotlib import image as mpimg
 
 from xfusion_bluesky.evaluation import figures
 from xfusion_bluesky.evaluation.tables import concat, select
@@ -23,7 +26,18 @@ def _table(rng):
     return concat(blocks)
 
 
-def test_box_plots_and_small_figures_are_drawn(tmp_path, rng):
+def _pixels(path):
+    """RGB in 0-255 of a PNG, (h, w, 3)."""
+    return np.round(255 * mpimg.imread(path)[..., :3]).astype(int)
+
+
+def _share(pixels, color, alpha=1.0):
+    """Share of the pixels painted ``color`` at ``alpha`` over white."""
+    rgb = 255 * (alpha * np.array(colors.to_rgb(color)) + (1 - alpha))
+    return float((np.abs(pixels - rgb).max(axis=-1) <= 3).mean())
+
+
+def test_box_plots_draw_one_coloured_box_per_method(tmp_path, rng):
     table = _table(rng)
     assert select(table, noise_db=None).sum() == 16
     path = figures.metric_boxplots(
@@ -38,14 +52,38 @@ def test_box_plots_and_small_figures_are_drawn(tmp_path, rng):
         xlabel="LR PSNR",
         title="test",
     )
-    assert 5_000 < path.stat().st_size < 150_000
+    pixels = _pixels(path)
+    # 6.4 × 7.4 inches at 72 dpi
+    assert pixels.shape == (532, 460, 3)
+    for method in ("edvr_stf", "bicubic"):
+        assert _share(pixels, figures.METHOD_COLORS[method], alpha=0.7) > 0.002
+    assert _share(pixels, figures.METHOD_COLORS["bayesian"], alpha=0.7) == 0
+    assert path.stat().st_size < 150_000  # small enough for the repository
+
+
+@pytest.mark.parametrize(
+    "draw", [figures.attention_curves, figures.attention_histograms]
+)
+def test_attention_figures_draw_the_scores_between_hr_frames(tmp_path, rng, draw):
     samples = {"g": {"offset": np.arange(1, 20), "backward": rng.random(19)}}
     samples["g"]["forward"] = 1 - samples["g"]["backward"]
-    for draw in (figures.attention_curves, figures.attention_histograms):
-        out = draw(
-            tmp_path / "a.png", samples, groups={"g": "G"}, hr_every=20, title=""
-        )
-        assert out.stat().st_size > 5_000
+    out = draw(
+        tmp_path / "a.png", samples, groups={"g": "G"}, hr_separation=20, title=""
+    )
+    pixels = _pixels(out)
+    assert pixels.ndim == 3
+    assert pixels.shape[2] == 3
+    if draw is figures.attention_curves:
+        # backward in blue, forward in red, one point per offset 1 … 19
+        assert _share(pixels, "tab:blue") > 0.001
+        assert _share(pixels, "tab:red") > 0.001
+    else:
+        # viridis cells: more than white, black and grey in the picture
+        saturated = np.ptp(pixels, axis=-1) > 60
+        assert saturated.mean() > 0.05
+
+
+def test_timing_bars_are_coloured_per_method(tmp_path):
     timing = {
         "bicubic": {"seconds_per_frame": 0.01},
         "bayesian": {"seconds_per_frame": 0.1},
@@ -53,4 +91,10 @@ def test_box_plots_and_small_figures_are_drawn(tmp_path, rng):
     out = figures.timing_bars(
         tmp_path / "t.png", timing, paper={"bayesian": 77.4}, title=""
     )
-    assert out.stat().st_size > 5_000
+    pixels = _pixels(out)
+    assert _share(pixels, figures.METHOD_COLORS["bayesian"], alpha=0.8) > 0.002
+    assert _share(pixels, figures.METHOD_COLORS["bicubic"], alpha=0.8) > 0.002
+    # the Bayesian bar (10× longer on the log axis) covers more than bicubic's
+    assert _share(pixels, figures.METHOD_COLORS["bayesian"], alpha=0.8) > _share(
+        pixels, figures.METHOD_COLORS["bicubic"], alpha=0.8
+    )

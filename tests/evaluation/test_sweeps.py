@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.evaluation.datasets import Sequence, synthetic_sequences
 from xfusion_bluesky.evaluation.sweeps import (
     HR_ENDS,
@@ -30,17 +31,28 @@ def test_runs_drop_what_a_method_does_not_depend_on():
     )
     assert Condition(None, 20, 3).for_method("bayesian") == Condition(None, 20, 0, 0.05)
     assert Condition(None, HR_ENDS).slug() == "noise-none_hr-ends_sep-1"
+    # Run files keep their names, so caches written before the rename still load.
+    assert Condition(None, 20, 2).for_method("edvr_stf").slug() == (
+        "noise-none_hr-20_sep-2"
+    )
+
+
+def test_an_unknown_method_is_refused_with_the_choices():
+    with pytest.raises(InvalidInputError, match="edvr_stf, edvr, bicubic, bayesian"):
+        Condition(None, 20).for_method("nearest")
 
 
 def test_plan_lists_each_condition_once():
-    plan = SweepPlan(noise_db=(30.0, None), hr_every=(10, 20), lr_separations=(1, 2))
+    plan = SweepPlan(
+        noise_db=(30.0, None), hr_separations=(10, 20), lr_separations=(1, 2)
+    )
     jobs = plan.jobs(("edvr_stf", "bicubic", "bayesian"))
     assert len(jobs) == len(set(jobs))
-    # noise 2 + HR 4 − 1 shared (no noise, every 20, s = 1), × 3; clusters 12
+    # noise 2 + HR 4 − 1 shared (no noise, HR separation 20, s = 1), × 3; clusters 12
     assert len(jobs) == 5 * 3 + 12
     short = SweepPlan().for_frames(9)
-    assert short.hr_every == (2, HR_ENDS)
-    assert short.base_hr_every == 8
+    assert short.hr_separations == (2, HR_ENDS)
+    assert short.base_hr_separation == 8
 
 
 def test_evaluator_scores_frames_and_reads_runs_back(tmp_path):
@@ -54,6 +66,7 @@ def test_evaluator_scores_frames_and_reads_runs_back(tmp_path):
     assert rows["at_hr"].tolist() == [True, False, False, False] * 2 + [True]
     assert np.isinf(rows["psnr_db"][rows["at_hr"]]).all()  # the HR frame itself
     assert abs(rows["lr_psnr_db"][0] - 40) < 0.2
+    assert set(rows["hr_separation"].tolist()) == {4}
     path = evaluator.run_path(seq, cond, "bayesian")
     assert path.is_file()
     assert evaluator.run_path(seq, Condition(40.0, 4, 3), "bayesian") == path

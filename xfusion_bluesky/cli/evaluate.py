@@ -1,6 +1,6 @@
 """`xfusion-bluesky evaluate`: the paper's comparisons regenerated in one command.
 
-Fuses held-out synthetic x-ray sequences (and the real radiographs shipped in
+Fuses held-out synthetic x-ray sequences (and the real validation radiographs from
 ``data/``) with every registered method (EDVR-STF, EDVR, bicubic, Bayesian)
 over LR noise levels, HR separations and LR separations, times every
 method at the paper's frame size, and writes ``results.csv``, ``summary.json``,
@@ -140,7 +140,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--radiographs",
         metavar="PATH",
         help="folder with savu_i13_projections/, or 'none' to skip the real "
-        "radiographs (default: the copy in the repository's data/)",
+        "radiographs (not shipped; default $XFUSION_VALIDATION, else skipped)",
     )
     parser.add_argument(
         "--timing-size",

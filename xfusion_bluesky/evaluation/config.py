@@ -20,9 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from xfusion_bluesky.evaluation.datasets import HELD_OUT_SEED
+from xfusion_bluesky.evaluation.datasets import (
+    HELD_OUT_SEED,
+    default_radiographs,
+    shown_path,
+)
 from xfusion_bluesky.evaluation.sweeps import SweepPlan
 from xfusion_bluesky.fusion.baselines.clustering import num_clusters
+from xfusion_bluesky.fusion.methods import METHOD_NAMES, method_spec
 from xfusion_bluesky.synthetic.scene import SCENE_VERSION
 
 __all__ = [
@@ -35,8 +40,8 @@ __all__ = [
     "quick_config",
 ]
 
-#: Methods compared, in table order.
-METHODS = ("edvr_stf", "edvr", "bicubic", "bayesian")
+#: Methods compared, in table order: every registered method.
+METHODS = METHOD_NAMES
 #: Bumped whenever a cached run would no longer match what this code computes.
 PROTOCOL_VERSION = 1
 
@@ -80,7 +85,8 @@ class EvaluationConfig:
     hr_shape : (int, int)
         HR frame size of the synthetic sequences (LR is a quarter per axis).
     radiographs : Path or None
-        Folder holding ``savu_i13_projections/``; None or missing: skipped.
+        Folder holding ``savu_i13_projections/`` (not shipped); default
+        ``XFUSION_VALIDATION``; None or missing: skipped with a warning.
     radiograph_sequences : int
     methods : tuple of str
     plan : SweepPlan
@@ -100,7 +106,7 @@ class EvaluationConfig:
     seeds: tuple[int, ...] = (HELD_OUT_SEED + 1, HELD_OUT_SEED + 2, HELD_OUT_SEED + 3)
     num_frames: int = 41
     hr_shape: tuple[int, int] = (128, 192)
-    radiographs: Path | None = None
+    radiographs: Path | None = field(default_factory=default_radiographs)
     radiograph_sequences: int = 2
     methods: tuple[str, ...] = METHODS
     plan: SweepPlan = field(default_factory=SweepPlan)
@@ -110,9 +116,15 @@ class EvaluationConfig:
     device: str = "cpu"
     user: UserInput | None = None
 
+    def __post_init__(self) -> None:
+        for method in self.methods:
+            method_spec(method)  # an unknown name fails here, listing the choices
+
     def settings(self) -> dict[str, Any]:
         """Return the configuration as JSON-serialisable settings."""
         out = jsonable(dataclasses.asdict(self))
+        if self.radiographs is not None:
+            out["radiographs"] = shown_path(self.radiographs)
         h, w = (n // 4 for n in self.hr_shape)
         out["bayesian_k"] = num_clusters(h, w)
         out["scene_version"] = SCENE_VERSION

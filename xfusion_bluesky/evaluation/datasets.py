@@ -4,6 +4,9 @@ Every sequence is a ground-truth HR video in [0, 1] (the evaluation bins it for
 LR and picks its HR frames), or, for a user's recording, the LR and HR frames as
 acquired with an optional truth. Synthetic scene seeds start at 2**31: training
 draws its seeds below 2**31 (``training.dataset``), so these are never trained on.
+The real radiographs (Diamond I13-2) are validation data, never trained on and not
+shipped: their folder comes from ``--radiographs`` or ``XFUSION_VALIDATION``
+(:func:`default_radiographs`); without it that group is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xfusion_bluesky.errors import InvalidInputError
-from xfusion_bluesky.synthetic.degradation import normalize_percentile, percentile_range
+from xfusion_bluesky.fusion.normalization import normalize_percentile, percentile_range
 from xfusion_bluesky.synthetic.scene import SCENE_VERSION, generate_scene
 
 __all__ = [
@@ -25,8 +28,11 @@ __all__ = [
     "HELD_OUT_SEED",
     "RADIOGRAPH_FILE",
     "Sequence",
+    "default_radiographs",
+    "flat_field",
     "load_frames",
     "radiograph_sequences",
+    "shown_path",
     "synthetic_sequences",
     "user_sequence",
 ]
@@ -44,6 +50,20 @@ CASES = {
 }
 #: The real radiographs (Diamond I13-2) inside a data folder.
 RADIOGRAPH_FILE = Path("savu_i13_projections") / "savu_i13_projections.npz"
+#: The repository root: provenance shows paths inside it relative to it.
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def default_radiographs() -> Path | None:
+    """Return the folder holding :data:`RADIOGRAPH_FILE` (``XFUSION_VALIDATION``).
+
+    None when unset: the radiographs are not shipped with the package.
+    """
+    from xfusion_bluesky.settings import Settings
+
+    return Settings.from_env().validation_dir
+
+
 SCALE = 4
 
 
@@ -127,8 +147,21 @@ def synthetic_sequences(
     ]
 
 
-def _flat_field(proj: NDArray[Any], dark: NDArray[Any], flat: NDArray[Any]) -> Any:
-    """Return ``(proj − dark)/(flat − dark)``; dead pixels from their 3×3 median."""
+def flat_field(proj: NDArray[Any], dark: NDArray[Any], flat: NDArray[Any]) -> Any:
+    """Return ``(proj − dark)/(flat − dark)``; dead pixels from their 3×3 median.
+
+    Parameters
+    ----------
+    proj : ndarray, (t, h, w)
+        Raw radiographs.
+    dark, flat : ndarray, (h, w)
+        Dark frame and flat (open-beam) frame; where ``flat ≤ dark`` the pixel is
+        dead and takes the median of its 3×3 neighbours in each frame.
+
+    Returns
+    -------
+    ndarray, (t, h, w) float64
+    """
     gain = flat.astype(np.float64) - dark
     dead = gain <= 0
     corrected = (proj - dark) / np.where(dead, np.nan, gain)
@@ -156,14 +189,19 @@ def radiograph_sequences(
     Returns
     -------
     list of Sequence
-        Empty when the file is missing (logged).
+        Empty when the file is missing (logged as a warning that says so).
     """
     path = Path(folder) / RADIOGRAPH_FILE
     if not path.is_file():
-        logger.warning("no real radiographs at %s: skipped", path)
+        logger.warning(
+            "real radiographs skipped: no %s under %s (point --radiographs at a "
+            "folder holding it, or pass 'none')",
+            RADIOGRAPH_FILE,
+            folder,
+        )
         return []
     with np.load(path) as data:
-        corrected = _flat_field(data["proj"], data["dark"], data["flat"])
+        corrected = flat_field(data["proj"], data["dark"], data["flat"])
     height, width = (n - n % SCALE for n in corrected.shape[1:])
     if hr_shape is not None:
         height, width = min(hr_shape[0], height), min(hr_shape[1], width)
@@ -183,7 +221,7 @@ def radiograph_sequences(
                 truth=normalize_percentile(window, lo, hi),
                 seed=0,
                 source={
-                    "file": str(path),
+                    "file": shown_path(path),
                     "frames": [first, first + num_frames - 1],
                     "crop": [top, left, height, width],
                     "range": [lo, hi],
@@ -191,6 +229,26 @@ def radiograph_sequences(
             )
         )
     return sequences
+
+
+def shown_path(path: str | Path) -> str:
+    """Return ``path`` as provenance records show it, the same on every host.
+
+    Inside the repository: relative to its root. Inside the validation folder
+    (``XFUSION_VALIDATION``): ``$XFUSION_VALIDATION/…``. Any other path as given.
+    """
+    resolved = Path(path).resolve()
+    validation = default_radiographs()
+    roots = [(_REPO, "")]
+    if validation is not None:
+        roots.append((validation.resolve(), "$XFUSION_VALIDATION"))
+    for root, label in roots:
+        try:
+            inside = resolved.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        return "/".join(part for part in (label, inside) if part and part != ".")
+    return str(path)
 
 
 def load_frames(path: str | Path) -> NDArray[Any]:

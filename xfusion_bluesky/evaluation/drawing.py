@@ -16,13 +16,13 @@ from numpy.typing import NDArray
 
 from xfusion_bluesky.evaluation import figures
 from xfusion_bluesky.evaluation.summary import SYNTHETIC, attention_samples, noise_label
-from xfusion_bluesky.evaluation.sweeps import SweepPlan
+from xfusion_bluesky.evaluation.sweeps import HR_ENDS, SweepPlan
 from xfusion_bluesky.evaluation.tables import Table, select
 from xfusion_bluesky.evaluation.timing import PAPER_SECONDS_PER_FRAME
 
 __all__ = ["draw_figures"]
 
-#: File name stem of the HR down-sampling figure at each LR separation.
+#: File name stem of the HR separation figure at each LR separation.
 _HR_FIGURE = {1: "fig6", 2: "figS3", 3: "figS4"}
 
 
@@ -89,9 +89,11 @@ def _noise_figure(
     methods: tuple[str, ...],
     groups: dict[str, str],
 ) -> str:
-    """Fig. 5 type: metrics against LR noise at the base HR spacing and separation."""
+    """Fig. 5 type: metrics against LR noise at the base HR and LR separations."""
     mask = no_k & select(
-        table, hr_every=plan.base_hr_every, lr_separation=plan.base_lr_separation
+        table,
+        hr_separation=plan.base_hr_separation,
+        lr_separation=plan.base_lr_separation,
     )
     figures.metric_boxplots(
         out / "fig5_noise.png",
@@ -103,7 +105,8 @@ def _noise_figure(
         methods=methods,
         groups=groups,
         xlabel="LR image PSNR (dB)",
-        title=f"Fig. 5 type: against LR noise (HR every {plan.base_hr_every}, "
+        title="Fig. 5 type: against LR noise (HR separation "
+        f"{plan.base_hr_separation}, "
         f"s = {plan.base_lr_separation})",
     )
     return "fig5_noise.png"
@@ -119,21 +122,21 @@ def _hr_figure(
     methods: tuple[str, ...],
     groups: dict[str, str],
 ) -> str:
-    """Fig. 6, S3, S4 type: metrics against HR down-sampling at separation ``sep``."""
+    """Fig. 6, S3, S4 type: metrics against HR separation at LR separation ``sep``."""
     stem = _HR_FIGURE.get(sep, "fig6")
-    name = f"{stem}_hr_sampling_s{sep}.png"
+    name = f"{stem}_hr_separation_s{sep}.png"
     figures.metric_boxplots(
         out / name,
         table,
         no_k & select(table, noise_db=None, lr_separation=sep),
-        x_column="hr_every",
-        x_values=plan.hr_every,
-        x_labels=["ends" if p == 0 else str(p) for p in plan.hr_every],
+        x_column="hr_separation",
+        x_values=plan.hr_separations,
+        x_labels=["ends" if p == HR_ENDS else str(p) for p in plan.hr_separations],
         methods=methods,
         groups=groups,
-        xlabel="HR frame every … LR frames",
+        xlabel="HR separation (LR frame periods)",
         title=f"{_HR_FIGURE.get(sep, 'Fig. 6').replace('fig', 'Fig. ')} type: against "
-        f"HR down-sampling (no noise, LR separation s = {sep})",
+        f"HR separation (no noise, LR separation s = {sep})",
     )
     return name
 
@@ -144,7 +147,8 @@ def _attention_figures(
     """Figs. 7 and S5 type: EDVR-STF's normalised attention between HR frames."""
     samples = {g: attention_samples(table, plan, g) for g in groups}
     title = (
-        f"EDVR-STF normalised attention, HR every {plan.base_hr_every}, no noise "
+        "EDVR-STF normalised attention, HR separation "
+        f"{plan.base_hr_separation}, no noise "
         "(mean, 25–75 % band)"
     )
     drawn = {}
@@ -153,7 +157,11 @@ def _attention_figures(
         ("attention_hist", figures.attention_histograms, "figS5_attention_hist.png"),
     ):
         draw(
-            out / name, samples, groups=groups, hr_every=plan.base_hr_every, title=title
+            out / name,
+            samples,
+            groups=groups,
+            hr_separation=plan.base_hr_separation,
+            title=title,
         )
         drawn[key] = name
     return drawn
@@ -194,6 +202,6 @@ def _cluster_figure(
             for p, by in curves.items()
         },
         groups=groups | {SYNTHETIC: "all synthetic"},
-        title=f"Fig. S2 type: Bayesian PSNR (HR every {plan.base_hr_every})",
+        title=f"Fig. S2 type: Bayesian PSNR (HR separation {plan.base_hr_separation})",
     )
     return "figS2_clusters.png"

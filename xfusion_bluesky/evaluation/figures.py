@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from xfusion_bluesky.evaluation.summary import method_label
 from xfusion_bluesky.evaluation.tables import METRICS, scored, select
 
 
@@ -27,12 +28,7 @@ def agg_pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-METHOD_LABELS = {
-    "edvr_stf": "EDVR-STF",
-    "edvr": "EDVR",
-    "bicubic": "bicubic",
-    "bayesian": "Bayesian",
-}
+#: Colour of each method in every figure (names come from the method registry).
 METHOD_COLORS = {
     "edvr_stf": "tab:red",
     "edvr": "tab:orange",
@@ -41,10 +37,6 @@ METHOD_COLORS = {
 }
 #: Figure resolution: small PNGs for the repository (≲ 150 kB each).
 _DPI = 72
-
-
-def _label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
 
 
 def _color(method: str) -> str:
@@ -89,7 +81,7 @@ def metric_boxplots(
     mask : ndarray of bool
         Rows of the sweep to draw.
     x_column : str
-        Condition column on the x axis (``noise_db``, ``hr_every``).
+        Condition column on the x axis (``noise_db``, ``hr_separation``).
     x_values, x_labels : sequence
         Its values in axis order (None: NaN, e.g. no noise) and their tick labels.
     methods : sequence of str
@@ -149,7 +141,7 @@ def metric_boxplots(
     ]
     fig.legend(
         handles,
-        [_label(m) for m in methods],
+        [method_label(m) for m in methods],
         loc="lower center",
         ncol=len(methods),
         fontsize=8,
@@ -165,7 +157,7 @@ def attention_curves(
     samples: Mapping[str, Mapping[str, np.ndarray]],
     *,
     groups: Mapping[str, str],
-    hr_every: int,
+    hr_separation: int,
     title: str,
 ) -> Path:
     """Mean normalised backward / forward attention against the offset (Fig. 7 type).
@@ -178,15 +170,15 @@ def attention_curves(
         fused frame between two HR frames).
     groups : mapping of str to str
         Group → panel title.
-    hr_every : int
-        HR spacing P (the x axis runs 1 … P − 1).
+    hr_separation : int
+        HR separation P (the x axis runs 1 … P − 1).
     title : str
     """
     plt = agg_pyplot()
     fig, axes = plt.subplots(
         1, len(groups), figsize=(max(3.4 * len(groups) + 0.4, 5.0), 3.4), squeeze=False
     )
-    offsets = np.arange(1, hr_every)
+    offsets = np.arange(1, hr_separation)
     for ax, (group, group_title) in zip(axes[0], groups.items(), strict=True):
         data = samples.get(group)
         for key, color, label in (
@@ -219,7 +211,7 @@ def attention_histograms(
     samples: Mapping[str, Mapping[str, np.ndarray]],
     *,
     groups: Mapping[str, str],
-    hr_every: int,
+    hr_separation: int,
     title: str,
 ) -> Path:
     """2-D histograms of the normalised scores against the offset (Fig. S5 type).
@@ -237,7 +229,7 @@ def attention_histograms(
         squeeze=False,
         layout="constrained",
     )
-    edges_x = np.arange(0.5, hr_every, 1.0)
+    edges_x = np.arange(0.5, hr_separation, 1.0)
     every = [d[k] for d in samples.values() for k in ("backward", "forward")]
     pooled = np.concatenate(every) if every else np.zeros(0)
     low, high = np.percentile(pooled, [1, 99]) if pooled.size else (0.0, 1.0)
@@ -296,7 +288,7 @@ def timing_bars(
     for i, value in enumerate(seconds):
         ax.text(value, i, f" {value:.3g} s", va="center", fontsize=8)
     ax.set_xscale("log")
-    ax.set_yticks(y, [_label(m) for m in methods])
+    ax.set_yticks(y, [method_label(m) for m in methods])
     ax.set_xlabel("seconds per fused frame (median of runs)", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

@@ -32,16 +32,19 @@ from xfusion_bluesky.evaluation.datasets import (
     CASES,
     Sequence,
     radiograph_sequences,
+    shown_path,
     synthetic_sequences,
     user_sequence,
 )
 from xfusion_bluesky.evaluation.drawing import draw_figures
+from xfusion_bluesky.evaluation.findings import findings
 from xfusion_bluesky.evaluation.report import write_report
-from xfusion_bluesky.evaluation.summary import SYNTHETIC, findings, summarise
+from xfusion_bluesky.evaluation.summary import SYNTHETIC, summarise
 from xfusion_bluesky.evaluation.sweeps import Evaluator, SweepPlan
 from xfusion_bluesky.evaluation.tables import Table, concat, write_csv
 from xfusion_bluesky.evaluation.timing import time_methods
-from xfusion_bluesky.fusion.model import default_model_path, load_model, model_id
+from xfusion_bluesky.fusion.methods import method_spec
+from xfusion_bluesky.fusion.model.loader import load_network
 
 __all__ = ["run_evaluation"]
 
@@ -49,19 +52,18 @@ logger = logging.getLogger(__name__)
 
 
 def _load_models(methods: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load the shipped weights of the network methods once."""
+    """Load the shipped weights of the methods that have a network, once."""
     models, info = {}, {}
     for method in methods:
-        if method not in ("edvr_stf", "edvr"):
+        if not method_spec(method).trainable:
             continue
-        path = default_model_path(method)
-        network = load_model(path)
+        network, loaded = load_network(method)
+        if network is None:  # a method with a network always loads one
+            raise RuntimeError(f"no network loaded for method {method!r}")
         models[method] = network
         info[method] = {
-            "file": os.path.relpath(path, Path.cwd())
-            if path.is_absolute()
-            else str(path),
-            "model_id": model_id(network),
+            "file": shown_path(loaded["path"]),
+            "model_id": loaded["sha256"],
             "parameters": sum(p.numel() for p in network.parameters()),
         }
     return models, info
@@ -78,7 +80,9 @@ def _sequences(config: EvaluationConfig) -> list[Sequence]:
         num_frames=config.num_frames,
         hr_shape=config.hr_shape,
     )
-    if config.radiographs is not None and config.radiograph_sequences > 0:
+    if config.radiographs is None or config.radiograph_sequences == 0:
+        logger.info("real radiographs not asked for: skipped")
+    else:
         sequences += radiograph_sequences(
             config.radiographs,
             num_frames=config.num_frames,
@@ -91,14 +95,14 @@ def _sequences(config: EvaluationConfig) -> list[Sequence]:
 def _user_plan(seq: Sequence, separations: tuple[int, ...]) -> SweepPlan:
     """Return the one 'sweep' of a user recording: its HR frames, no added noise."""
     index = seq.hr_index if seq.hr_index is not None else np.array([0])
-    gap = int(np.diff(index).max()) if index.size > 1 else seq.num_frames - 1
+    widest = int(np.diff(index).max()) if index.size > 1 else seq.num_frames - 1
     return SweepPlan(
         noise_db=(None,),
-        hr_every=(gap,),
+        hr_separations=(widest,),
         lr_separations=separations,
         cluster_fractions=(),
         cluster_noise_db=(),
-        base_hr_every=gap,
+        base_hr_separation=widest,
         base_lr_separation=separations[0],
     )
 
@@ -145,7 +149,11 @@ def _fuse_all(
 
 
 def _timing(
-    config: EvaluationConfig, models: dict[str, Any], cache: Path, progress: bool
+    config: EvaluationConfig,
+    models: dict[str, Any],
+    model_ids: dict[str, str],
+    cache: Path,
+    progress: bool,
 ) -> tuple[dict[str, Any], bool]:
     """Time every method at the paper's frame size, or read the stored timing.
 
@@ -155,7 +163,7 @@ def _timing(
         return {}, False
     path = cache / "timing.json"
     key = {
-        "models": {m: model_id(network) for m, network in models.items()},
+        "models": dict(model_ids),
         "lr_shape": list(config.timing_lr_shape),
         "frames": config.timing_network_frames,
         "repeats": config.timing_repeats,
@@ -313,7 +321,7 @@ def run_evaluation(
     groups = _groups(sequences)
     summary: dict[str, Any] = summarise(table, plan, config.methods, list(groups))
     summary["findings"] = findings(summary, plan, config.methods, list(groups))
-    summary["timing"], timed = _timing(config, models, cache, progress)
+    summary["timing"], timed = _timing(config, models, model_ids, cache, progress)
     summary["figures"] = draw_figures(
         out,
         table,

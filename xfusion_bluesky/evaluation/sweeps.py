@@ -1,4 +1,4 @@
-"""Sweeps over LR noise, HR down-sampling, LR separation and Bayesian cluster number.
+"""Sweeps over LR noise, HR separation, LR separation and Bayesian cluster number.
 
 A :class:`Condition` fixes one setting; :class:`SweepPlan` lists the conditions
 of each of the paper's figures; :class:`Evaluator` fuses a sequence under a
@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from xfusion_bluesky.evaluation.datasets import Sequence
 from xfusion_bluesky.fusion import fuse
 from xfusion_bluesky.fusion.baselines import BayesianSettings
+from xfusion_bluesky.fusion.methods import method_spec
 from xfusion_bluesky.metrics import aad, psnr, ssim
 from xfusion_bluesky.synthetic.degradation import (
     add_poisson_noise,
@@ -37,8 +38,6 @@ from xfusion_bluesky.synthetic.degradation import (
 __all__ = [
     "DEFAULT_CLUSTER_FRACTION",
     "HR_ENDS",
-    "USES_HR",
-    "USES_LR_SEPARATION",
     "Condition",
     "Evaluator",
     "SweepPlan",
@@ -47,13 +46,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: ``hr_every`` value meaning "HR frames at the first and the last instant only".
+#: ``hr_separation`` value meaning "HR frames at the first and the last instant only".
 HR_ENDS = 0
 #: The paper's cluster-number fraction (5 % of the LR pixels per axis).
 DEFAULT_CLUSTER_FRACTION = BayesianSettings().cluster_fraction
-#: Methods that see the HR frames / the LR neighbours t ± s.
-USES_HR = frozenset({"edvr_stf", "bayesian"})
-USES_LR_SEPARATION = frozenset({"edvr_stf", "edvr"})
 #: Per-frame columns of a run.
 RUN_COLUMNS = (
     "psnr_db",
@@ -74,9 +70,10 @@ class Condition:
     ----------
     noise_db : float or None
         Target LR image PSNR of the Poisson noise (dB); None: no noise.
-    hr_every : int
-        LR frames between HR frames, HR at ``0, P, 2P, …``;
-        :data:`HR_ENDS` (0): at the first and last instant only.
+    hr_separation : int
+        LR frame periods between HR frames, HR at ``0, P, 2P, …``;
+        :data:`HR_ENDS` (0): at the first and last instant only; -1 in a run of
+        a method that takes no HR frames.
     lr_separation : int
         s of the EDVR-STF/EDVR window ``t − s, t, t + s``.
     cluster_fraction : float or None
@@ -84,7 +81,7 @@ class Condition:
     """
 
     noise_db: float | None
-    hr_every: int
+    hr_separation: int
     lr_separation: int = 1
     cluster_fraction: float | None = None
 
@@ -95,25 +92,31 @@ class Condition:
 
     @property
     def hr_label(self) -> str:
-        """``"ends"`` or the HR spacing, e.g. ``"20"``."""
-        return "ends" if self.hr_every == HR_ENDS else str(self.hr_every)
+        """``"ends"`` or the HR separation, e.g. ``"20"``."""
+        return "ends" if self.hr_separation == HR_ENDS else str(self.hr_separation)
 
     def for_method(self, method: str) -> Condition:
-        """Return the condition reduced to what ``method`` depends on (its run)."""
+        """Return the condition reduced to what ``method`` depends on (its run).
+
+        What the method does not read (HR frames, LR neighbours: the method
+        registry says) is set to -1 / 0, so conditions differing only there
+        share one run; the cluster fraction is the Bayesian fusion's own.
+        """
+        spec = method_spec(method)
         fraction = self.cluster_fraction or DEFAULT_CLUSTER_FRACTION
         return Condition(
             self.noise_db,
-            self.hr_every if method in USES_HR or method not in _KNOWN else -1,
-            self.lr_separation
-            if method in USES_LR_SEPARATION or method not in _KNOWN
-            else 0,
+            self.hr_separation if spec.uses_hr else -1,
+            self.lr_separation if spec.uses_lr_separation else 0,
             fraction if method == "bayesian" else None,
         )
 
     def slug(self) -> str:
         """File-name form of the condition."""
         parts = [f"noise-{self.noise_label}"]
-        if self.hr_every >= 0:
+        # "hr-…" names the HR separation; run files keep this spelling so that
+        # caches written before the rename are read back.
+        if self.hr_separation >= 0:
             parts.append(f"hr-{self.hr_label}")
         if self.lr_separation > 0:
             parts.append(f"sep-{self.lr_separation}")
@@ -122,14 +125,11 @@ class Condition:
         return "_".join(parts)
 
 
-_KNOWN = frozenset({"edvr_stf", "edvr", "bicubic", "bayesian"})
-
-
-def hr_grid(num_frames: int, hr_every: int) -> NDArray[np.int64]:
+def hr_grid(num_frames: int, hr_separation: int) -> NDArray[np.int64]:
     """Return the HR instants: ``0, P, 2P, … < T`` (the paper's grid) or both ends."""
-    if hr_every == HR_ENDS:
+    if hr_separation == HR_ENDS:
         return np.array([0, num_frames - 1], dtype=np.int64)
-    return np.arange(0, num_frames, hr_every, dtype=np.int64)
+    return np.arange(0, num_frames, hr_separation, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -139,44 +139,46 @@ class SweepPlan:
     Attributes
     ----------
     noise_db : tuple
-        Fig. 5: target LR PSNR levels (None: no noise), at ``base_hr_every`` and
-        ``base_lr_separation``.
-    hr_every : tuple of int
-        Figs. 6 / S3 / S4: HR spacings (:data:`HR_ENDS` for first and last only),
-        without noise, for every LR separation in ``lr_separations``.
+        Fig. 5: target LR PSNR levels (None: no noise), at ``base_hr_separation``
+        and ``base_lr_separation``.
+    hr_separations : tuple of int
+        Figs. 6 / S3 / S4: HR separations (:data:`HR_ENDS` for first and last
+        only), without noise, for every LR separation in ``lr_separations``.
     lr_separations : tuple of int
     cluster_fractions : tuple of float
         Fig. S2: Bayesian cluster-number fractions, at each ``cluster_noise_db``.
     cluster_noise_db : tuple
-    base_hr_every, base_lr_separation : int
+    base_hr_separation, base_lr_separation : int
         The fixed setting of the noise and cluster sweeps and of Fig. 7.
     """
 
     noise_db: tuple[float | None, ...] = (20.0, 30.0, 40.0, 50.0, 60.0, None)
-    hr_every: tuple[int, ...] = (2, 10, 20, HR_ENDS)
+    hr_separations: tuple[int, ...] = (2, 10, 20, HR_ENDS)
     lr_separations: tuple[int, ...] = (1, 2, 3)
     cluster_fractions: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8)
     cluster_noise_db: tuple[float | None, ...] = (None, 30.0)
-    base_hr_every: int = 20
+    base_hr_separation: int = 20
     base_lr_separation: int = 1
 
     def noise_conditions(self) -> list[Condition]:
         """Conditions of the noise sweep (Fig. 5)."""
         return [
-            Condition(n, self.base_hr_every, self.base_lr_separation)
+            Condition(n, self.base_hr_separation, self.base_lr_separation)
             for n in self.noise_db
         ]
 
     def hr_conditions(self) -> list[Condition]:
-        """Conditions of the HR down-sampling sweeps (Figs. 6, S3, S4)."""
+        """Conditions of the HR separation sweeps (Figs. 6, S3, S4)."""
         return [
-            Condition(None, p, s) for s in self.lr_separations for p in self.hr_every
+            Condition(None, p, s)
+            for s in self.lr_separations
+            for p in self.hr_separations
         ]
 
     def cluster_conditions(self) -> list[Condition]:
         """Conditions of the Bayesian cluster-number sweep (Fig. S2)."""
         return [
-            Condition(n, self.base_hr_every, self.base_lr_separation, f)
+            Condition(n, self.base_hr_separation, self.base_lr_separation, f)
             for n in self.cluster_noise_db
             for f in self.cluster_fractions
         ]
@@ -191,12 +193,12 @@ class SweepPlan:
         return jobs
 
     def for_frames(self, num_frames: int) -> SweepPlan:
-        """Drop HR spacings and separations a sequence of T frames cannot have."""
+        """Drop HR and LR separations a sequence of T frames cannot have."""
         return replace(
             self,
-            hr_every=tuple(p for p in self.hr_every if p < num_frames - 1),
+            hr_separations=tuple(p for p in self.hr_separations if p < num_frames - 1),
             lr_separations=tuple(s for s in self.lr_separations if s < num_frames),
-            base_hr_every=min(self.base_hr_every, max(num_frames - 1, 1)),
+            base_hr_separation=min(self.base_hr_separation, max(num_frames - 1, 1)),
         )
 
 
@@ -296,7 +298,7 @@ class Evaluator:
         if seq.hr is not None and seq.hr_index is not None:
             hr, hr_index, normalize = seq.hr, seq.hr_index, True
         elif seq.truth is not None:  # HR frames are truth frames on the grid
-            hr_index = hr_grid(seq.num_frames, cond.hr_every)
+            hr_index = hr_grid(seq.num_frames, cond.hr_separation)
             hr, normalize = seq.truth[hr_index], False
         else:
             raise ValueError(f"sequence {seq.name} has no HR frames and no truth")
@@ -369,7 +371,7 @@ class Evaluator:
                 n, math.nan if cond.noise_db is None else cond.noise_db
             ),
             "lr_psnr_db": np.full(n, float(run["lr_psnr_db"])),
-            "hr_every": np.full(n, cond.hr_every),
+            "hr_separation": np.full(n, cond.hr_separation),
             "lr_separation": np.full(n, cond.lr_separation),
             "method": np.full(n, method),
             "cluster_fraction": np.full(n, math.nan if fraction is None else fraction),

@@ -37,7 +37,7 @@ CSV_COLUMNS = (
     "sequence",
     "noise_db",
     "lr_psnr_db",
-    "hr_every",
+    "hr_separation",
     "lr_separation",
     "method",
     "cluster_fraction",

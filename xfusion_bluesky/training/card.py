@@ -17,8 +17,10 @@ from typing import Any
 
 import torch
 
-from xfusion_bluesky.fusion.model import load_model, save_model
+from xfusion_bluesky.fusion.model import save_model
+from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.synthetic.scene import SCENE_VERSION
+from xfusion_bluesky.training.config import TrainConfig
 from xfusion_bluesky.training.dataset import WindowSampling
 
 
@@ -29,13 +31,8 @@ def _wall_time_s(log_path: Path) -> float:
 
 
 def _sampling_of(recipe: dict[str, Any]) -> WindowSampling:
-    """Return the window sampling of a run (older recipes lack the options)."""
-    return WindowSampling(
-        families=(),
-        lr_patch=recipe["lr_patch"],
-        p_far_hr=recipe.get("p_far_hr", 0.0),
-        p_hr_decoy=recipe.get("p_hr_decoy", 0.0),
-    )
+    """Return the window sampling of a run (older recipes: see ``from_dict``)."""
+    return TrainConfig.from_dict(recipe).sampling((), 0)
 
 
 def export_model(
@@ -65,10 +62,12 @@ def export_model(
     """
     run = Path(run_dir)
     final = torch.load(run / "final.pth", map_location="cpu", weights_only=False)
-    model = load_model(run / "final.pth")
+    training = final["training"]
+    model = load_network(training["method"], run / "final.pth").network
+    if model is None:  # a final.pth holds a network: a method without one is wrong
+        raise ValueError(f"{run / 'final.pth'} names method {training['method']!r}")
     dest_path = Path(dest)
     model_id = save_model(model, dest_path)
-    training = final["training"]
     card = {
         "name": dest_path.stem,
         "architecture": type(model).__name__,

@@ -34,20 +34,20 @@ class WindowSampling:
         Extra LR pixels rendered around the crop, so crops vary in position.
     max_lr_separation : int
         LR separation drawn uniformly from 1..this (paper: 1–3).
-    max_hr_gap : int
-        Distance from the reference to each HR frame, in LR frames, drawn
+    max_hr_separation : int
+        Distance from the reference to each HR frame, in LR frame periods, drawn
         independently from 1..this (paper: ×1–20).
     p_hr_at_reference : float
         Probability that the HR frame "before" is at the reference instant itself,
         a case every real acquisition has (HR frames fall on LR frames).
     p_far_hr : float
         Probability that one of the two HR frames (either, at random) is moved
-        to a gap drawn from ``far_hr_gap`` instead. The paper's 1–20 stops short
-        of the beamline's own ratio: an HPV-X2 at 5 MHz beside a TMX7510 at
-        76 kHz takes an HR frame every ~66 LR frames. 0 keeps the paper's rule
-        (and the exact stream of earlier runs).
-    far_hr_gap : tuple of int
-        Inclusive range of those far gaps, in LR frames.
+        to a distance drawn from ``far_hr_separation`` instead. The paper's 1–20
+        stops short of the beamline's own ratio: an HPV-X2 at 5 MHz beside a
+        TMX7510 at 76 kHz gives an HR separation of ~66 LR frames. 0 keeps the
+        paper's rule (and the exact stream of earlier runs).
+    far_hr_separation : tuple of int
+        Inclusive range of those far distances, in LR frame periods.
     p_hr_decoy : float
         Probability that one of the two HR frames shows another scene of the same
         family (another seed, same instant and look), as a mistimed or foreign
@@ -70,10 +70,10 @@ class WindowSampling:
     lr_patch: int = 32
     render_margin: int = 4
     max_lr_separation: int = 3
-    max_hr_gap: int = 20
+    max_hr_separation: int = 20
     p_hr_at_reference: float = 0.05
     p_far_hr: float = 0.0
-    far_hr_gap: tuple[int, int] = (21, 66)
+    far_hr_separation: tuple[int, int] = (21, 66)
     p_hr_decoy: float = 0.0
     frame_step_range: tuple[float, float] = (0.25, 2.0)
     log10_b0_range: tuple[float, float] = (1.0, 7.0)
@@ -85,11 +85,16 @@ class WindowSampling:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1]; got {value}")
-        low, high = self.far_hr_gap
+        if self.max_hr_separation < 1:
+            raise ValueError(
+                "max_hr_separation must be >= 1 LR frame period; got "
+                f"{self.max_hr_separation}"
+            )
+        low, high = self.far_hr_separation
         if not 1 <= low <= high:
             raise ValueError(
-                f"far_hr_gap must be (low, high) LR frames with 1 <= low <= high; "
-                f"got {self.far_hr_gap}"
+                "far_hr_separation must be (low, high) LR frame periods with "
+                f"1 <= low <= high; got {self.far_hr_separation}"
             )
 
 
@@ -113,13 +118,13 @@ def draw_times(
     ``options_rng`` draws the far-HR option (default: ``rng``).
     """
     s = int(rng.integers(1, sampling.max_lr_separation + 1))
-    before = int(rng.integers(1, sampling.max_hr_gap + 1))
+    before = int(rng.integers(1, sampling.max_hr_separation + 1))
     if rng.random() < sampling.p_hr_at_reference:
         before = 0
-    after = int(rng.integers(1, sampling.max_hr_gap + 1))
+    after = int(rng.integers(1, sampling.max_hr_separation + 1))
     options = rng if options_rng is None else options_rng
     if sampling.p_far_hr > 0 and options.random() < sampling.p_far_hr:
-        low, high = sampling.far_hr_gap
+        low, high = sampling.far_hr_separation
         far = int(options.integers(low, high + 1))
         if options.random() < 0.5:
             before = far

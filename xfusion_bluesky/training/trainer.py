@@ -12,11 +12,9 @@ a pure function of the seed and the iteration.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +24,11 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from xfusion_bluesky.fusion.model import EDVR, EDVRSTF, load_model, save_model
-from xfusion_bluesky.fusion.model.edvr_stf import SMALL_CONFIG, FusionOutput
+from xfusion_bluesky.fusion.methods import METHODS, MethodSpec
+from xfusion_bluesky.fusion.model import EDVR, save_model
+from xfusion_bluesky.fusion.model.edvr_stf import FusionOutput
 from xfusion_bluesky.metrics import mean_finite, psnr
-from xfusion_bluesky.synthetic.scene import XRAY_FAMILIES
+from xfusion_bluesky.training.config import Stage, TrainConfig, build_model
 from xfusion_bluesky.training.dataset import (
     TrainingWindow,
     WindowDataset,
@@ -38,6 +37,19 @@ from xfusion_bluesky.training.dataset import (
     make_window,
 )
 from xfusion_bluesky.training.losses import attention_loss, charbonnier_loss
+
+# Stage, TrainConfig and build_model live in training.config; they are imported
+# from here too, as before the split.
+__all__ = [
+    "VALIDATION_SEED",
+    "Stage",
+    "TrainConfig",
+    "build_model",
+    "plot_log",
+    "train",
+    "validate",
+    "validation_windows",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,134 +68,19 @@ _LOG_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One training stage: which scene families, how long, at what learning rate."""
-
-    name: str
-    families: tuple[str, ...]
-    iterations: int
-    learning_rate: float = 4e-4
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (stored in its checkpoint).
-
-    Attributes
-    ----------
-    method : str
-        ``"edvr_stf"`` (LR + HR) or ``"edvr"`` (the LR-only baseline).
-    model : dict
-        Constructor arguments of the network.
-    stages : tuple of Stage
-        Run in order; each has its own cosine schedule and a fresh Adam.
-    batch_size, lr_patch : int
-        Windows per step, and LR crop size (HR crops are 4× larger).
-    seed : int
-        Seed of the training streams (stage k uses ``seed + k``).
-    init_from : str, optional
-        Weights to start from instead of a random initialisation (a ``.pth`` that
-        :func:`~xfusion_bluesky.fusion.model.load_model` reads), e.g. to fine-tune
-        longer with a fresh cosine cycle — the paper's stage 2 starts this way.
-    p_far_hr : float
-        Share of training windows with one HR frame 21–66 LR frames away
-        (:class:`~xfusion_bluesky.training.dataset.WindowSampling`); validation
-        windows keep the paper's 1–20.
-    p_hr_decoy : float
-        Share of training windows with one HR frame from another scene
-        (:class:`~xfusion_bluesky.training.dataset.WindowSampling`).
-    gate_from : str, optional
-        Take TSA's two temporal-attention convolutions from these weights (same
-        config) instead, e.g. to give a network whose gate sits at zero a gate
-        with a positive level again; ``gate_init_scale`` applies after.
-    gate_init_scale : float
-        Multiply the weights and biases of TSA's two temporal-attention
-        convolutions by this at the start, so that the correlation feeding the
-        sigmoid gate starts small (scale² of its value) and the gate can learn
-        again where a saturated one passes no gradient.
-    attention_loss_weight : float
-        Weight of :func:`~xfusion_bluesky.training.losses.attention_loss` beside
-        the Charbonnier loss (EDVR-STF only; 0: the paper's loss alone).
-    """
-
-    method: str = "edvr_stf"
-    model: dict[str, int] = field(default_factory=lambda: dict(SMALL_CONFIG))
-    stages: tuple[Stage, ...] = (
-        Stage("pretrain", ("natural",), 400),
-        Stage("finetune", XRAY_FAMILIES, 2000),
-    )
-    batch_size: int = 6
-    lr_patch: int = 24
-    eta_min: float = 1e-7
-    checkpoint_every: int = 50
-    validate_every: int = 250
-    validation_windows: int = 16
-    num_workers: int = 1
-    seed: int = 10
-    init_from: str | None = None
-    p_far_hr: float = 0.0
-    p_hr_decoy: float = 0.0
-    gate_from: str | None = None
-    gate_init_scale: float = 1.0
-    attention_loss_weight: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as plain JSON-able data."""
-        return dataclasses.asdict(self)
-
-    @property
-    def total_iterations(self) -> int:
-        """Iterations over all stages."""
-        return sum(stage.iterations for stage in self.stages)
-
-
-def build_model(config: TrainConfig) -> EDVR:
-    """Return the network for ``config.method``, initialised from ``config.seed``."""
-    classes = {"edvr_stf": EDVRSTF, "edvr": EDVR}
-    if config.method not in classes:
-        raise ValueError(f"method must be 'edvr_stf' or 'edvr'; got {config.method!r}")
-    with torch.random.fork_rng():  # same initial weights whatever ran before
-        torch.manual_seed(config.seed)
-        model = classes[config.method](**config.model)
-    if config.init_from:
-        start = load_model(config.init_from)
-        if type(start) is not type(model) or start.config != model.config:
-            raise ValueError(
-                f"init_from={config.init_from} holds {type(start).__name__}"
-                f"({start.config}); the config asks for {type(model).__name__}"
-                f"({model.config})"
-            )
-        model.load_state_dict(start.state_dict())
-    if config.gate_init_scale <= 0:
-        # Zero weights would pin the correlation at 0 with no gradient to leave it.
-        raise ValueError(f"gate_init_scale must be > 0; got {config.gate_init_scale}")
-    if config.attention_loss_weight < 0:
-        raise ValueError(
-            f"attention_loss_weight must be >= 0; got {config.attention_loss_weight}"
-        )
-    gates = (model.fusion.temporal_attn1, model.fusion.temporal_attn2)
-    if config.gate_from:
-        donor = load_model(config.gate_from)
-        if donor.config != model.config:
-            raise ValueError(
-                f"gate_from={config.gate_from} holds {donor.config}; the config asks "
-                f"for {model.config}"
-            )
-        donor_gates = (donor.fusion.temporal_attn1, donor.fusion.temporal_attn2)
-        for conv, source in zip(gates, donor_gates, strict=True):
-            conv.load_state_dict(source.state_dict())
-    if config.gate_init_scale != 1.0:
-        with torch.no_grad():
-            for conv in gates:
-                conv.weight.mul_(config.gate_init_scale)
-                conv.bias.mul_(config.gate_init_scale)
-    return model
+def _spec_of(model: EDVR) -> MethodSpec:
+    """Return the registered method whose network class ``model`` is."""
+    for spec in METHODS.values():
+        if spec.network is type(model):
+            return spec
+    raise TypeError(f"{type(model).__name__} is no registered method's network")
 
 
 def _forward(model: EDVR, batch: TrainingWindow) -> FusionOutput:
-    """Run the network on a batch; the LR-only baseline ignores the HR frames."""
-    return model(batch.lr, batch.hr) if isinstance(model, EDVRSTF) else model(batch.lr)
+    """Run the network on a batch; a method without HR frames gets only the LR."""
+    if _spec_of(model).uses_hr:
+        return model(batch.lr, batch.hr)
+    return model(batch.lr)
 
 
 def _step(
@@ -200,7 +97,8 @@ def _step(
     out = _forward(model, on_device)
     loss = charbonnier_loss(out.fused, on_device.target)
     attention_term = torch.zeros((), device=device)
-    if attention_weight > 0 and isinstance(model, EDVRSTF):
+    # The term scores the HR frames: methods without them have nothing to learn.
+    if attention_weight > 0 and _spec_of(model).uses_hr:
         attention_term = attention_loss(out.attention, on_device.hr, on_device.target)
         loss = loss + attention_weight * attention_term
     optimiser.zero_grad(set_to_none=True)
@@ -314,7 +212,7 @@ def train(
     state: dict[str, Any] | None = None
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state["config"] != config.to_dict():
+        if TrainConfig.from_dict(state["config"]) != config:
             raise ValueError(
                 f"{ckpt_path} was written by a different config; use a new out_dir "
                 "or delete the checkpoint"
@@ -334,13 +232,7 @@ def train(
         if state is not None and state["stage"] == stage_index and local > 0:
             optimiser.load_state_dict(state["optimiser"])
             schedule.load_state_dict(state["schedule"])
-        sampling = WindowSampling(
-            families=stage.families,
-            lr_patch=config.lr_patch,
-            p_far_hr=config.p_far_hr,
-            p_hr_decoy=config.p_hr_decoy,
-            seed=config.seed + stage_index,
-        )
+        sampling = config.sampling(stage.families, config.seed + stage_index)
         stage_end = min(stage.iterations, local + end - iteration)
         loader = DataLoader(
             WindowDataset(sampling, stage.iterations * config.batch_size),
