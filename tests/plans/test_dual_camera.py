@@ -26,14 +26,16 @@ def test_start_document_holds_what_fusion_needs(RE, tiled, sim_devices):
     assert start["plan_name"] == "dual_camera_scan"
     assert start["operator"] == "ada"
     assert start["detectors"] == ["uhs", "hs"]
-    assert start["lr"]["frame_rate_hz"] == 2e6
-    assert start["lr"]["frames_per_burst"] == 128
-    assert start["hr"]["frames_per_burst"] == 8
-    assert start["hr"]["delay_s"] == 1e-6
-    assert start["timing"]["lr_frames_per_hr_frame"] == 16
-    assert start["timing"]["hr_offset_lr_frames"] == pytest.approx(2)
+    assert start["xfusion_format"] == 1
+    assert start["uhs"]["frame_rate_hz"] == 2e6
+    assert start["uhs"]["frames_per_burst"] == 128
+    assert start["hs"]["frames_per_burst"] == 8
+    assert start["hs"]["delay_s"] == 1e-6
+    assert start["timing"]["hr_separation"] == 16
+    assert start["timing"]["hs_offset_uhs_periods"] == pytest.approx(2)
     assert start["registration"]["scale"] == 4
-    assert start["registration"]["hr_shape"] == [64, 96]
+    assert start["registration"]["hs_shape"] == [64, 96]
+    assert start["registration"]["flip_x"] is False
     assert start["fusion"] == {
         "requested": True,
         "method": "edvr_stf",
