@@ -42,8 +42,6 @@ torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
-    from xfusion_bluesky.fusion.model.deform_conv import torchvision_available
-
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
     skip_tv = pytest.mark.skip(
         reason="torchvision.ops does not import beside this torch"
@@ -51,8 +49,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
-        if "torchvision" in item.keywords and not torchvision_available():
+        if "torchvision" in item.keywords and not _torchvision_available():
             item.add_marker(skip_tv)
+
+
+def _torchvision_available() -> bool:
+    # Imported only when a torchvision test is collected: running one test file
+    # must not need the fusion package to import.
+    from xfusion_bluesky.fusion.model.deform_conv import torchvision_available
+
+    return torchvision_available()
 
 
 @pytest.fixture

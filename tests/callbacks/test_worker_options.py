@@ -37,12 +37,16 @@ def test_fusion_setting():
         Settings.from_env({"XFUSION_FUSION": "gpu"})
 
 
-def test_worker_that_cannot_reach_tiled_says_so():
+def test_worker_that_cannot_reach_tiled_says_so_without_the_key():
     # Port 9 (discard) on loopback: nothing listens; the thread reports and ends.
-    worker = FusionWorker("http://127.0.0.1:9/api/v1", mode="thread").start()
+    uri = "http://127.0.0.1:9/api/v1?api_key=s3cret"
+    worker = FusionWorker(uri, mode="thread").start()
     try:
         assert not worker.wait_idle(30)
-        assert "cannot open Tiled at http://127.0.0.1:9" in worker.error
+        assert "cannot open Tiled at http://127.0.0.1:9/api/v1?api_key=***" in (
+            worker.error
+        )
+        assert "s3cret" not in worker.error
     finally:
         worker.close()
 

@@ -35,6 +35,7 @@ def document_export():
     )
 
 
+@pytest.mark.slow
 def test_raw_runs_read_through_databroker_equal_the_reader(tiled, scan_uid):
     from xfusion_bluesky.catalog.reader import open_raw_run
 

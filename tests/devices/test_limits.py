@@ -16,9 +16,40 @@ UHS_OK = BurstSettings(2e6, 2.5e-7, 128, (0, 0, 250, 400))
 HS_OK = BurstSettings(125e3, 4e-6, 8, (272, 448, 256, 384))
 
 
-def test_defaults_are_accepted():
-    check_burst_settings(UHS_SPEC, UHS_OK)
-    check_burst_settings(HS_SPEC, HS_OK)
+FULL_UHS, FULL_HS = (0, 0, 250, 400), (0, 0, 800, 1280)
+
+
+@pytest.mark.parametrize(
+    ("spec", "at_limit", "past_it", "match"),
+    [
+        (UHS_SPEC, UHS_OK, BurstSettings(2e6, 2.5e-7, 129, FULL_UHS), "128, 256"),
+        (HS_SPEC, HS_OK, BurstSettings(125e3, 4e-6, 8, (545, 448, 256, 384)), "fit"),
+        (  # the fastest rate, exposing the whole frame period
+            UHS_SPEC,
+            BurstSettings(5e6, 2e-7, 256, FULL_UHS),
+            BurstSettings(5.01e6, 1.9e-7, 256, FULL_UHS),
+            "exceeds",
+        ),
+        (
+            HS_SPEC,
+            BurstSettings(76e3, 1 / 76e3, 8, FULL_HS),
+            BurstSettings(76e3, 1.01 / 76e3, 8, FULL_HS),
+            "longer than the frame period",
+        ),
+        (  # as many full frames as the 128 GiB memory holds
+            HS_SPEC,
+            BurstSettings(76e3, 1e-6, 89_478, FULL_HS),
+            BurstSettings(76e3, 1e-6, 89_479, FULL_HS),
+            "at most 89478 frames",
+        ),
+    ],
+)
+def test_settings_at_a_limit_pass_and_one_step_past_it_raise(
+    spec, at_limit, past_it, match
+):
+    check_burst_settings(spec, at_limit)
+    with pytest.raises(InvalidInputError, match=f"^{spec.role} .*{match}"):
+        check_burst_settings(spec, past_it)
 
 
 @pytest.mark.parametrize(

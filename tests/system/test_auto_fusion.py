@@ -65,6 +65,7 @@ def worker(tiled):
         yield worker
 
 
+@pytest.mark.slow
 def test_scan_is_fused_automatically_like_a_direct_fusion(
     RE, tiled, sim_devices, worker
 ):
@@ -98,6 +99,7 @@ def _failed_scan(RE, sim_devices):
     return uids[0]
 
 
+@pytest.mark.slow
 def test_thread_worker_records_a_failed_run_and_fuses_the_next(
     RE, tiled, sim_devices, hdf5_dir
 ):
@@ -146,6 +148,7 @@ def _wait_for_running(raw, uid, timeout=120):
     raise AssertionError(f"no derived run of {uid} started within {timeout} s")
 
 
+@pytest.mark.slow
 def test_killed_worker_restarts_and_fuses_the_run_exactly_once(RE, tiled, sim_devices):
     since = time.time()
     (uid,) = RE(dual_camera_scan())  # no callback: the worker finds it by catching up

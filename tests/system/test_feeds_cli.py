@@ -60,6 +60,7 @@ def cli_worker(tmp_path, *args):
             process.stdout.close()
 
 
+@pytest.mark.slow
 def test_tiled_subscription_feeds_the_worker(RE, tiled, sim_devices, tmp_path):
     args = ["--tiled", tiled.uri, "--method", "bicubic", "--no-catch-up"]
     with cli_worker(tmp_path, *args):
@@ -92,6 +93,7 @@ def zmq_proxy():
     proxy.wait(10)
 
 
+@pytest.mark.slow
 def test_zmq_proxy_feeds_the_worker(RE, tiled, sim_devices, tmp_path, zmq_proxy):
     in_port, out_port = zmq_proxy
     args = ["--tiled", tiled.uri, "--zmq", f"127.0.0.1:{out_port}"]

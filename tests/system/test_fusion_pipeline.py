@@ -15,6 +15,7 @@ def _fuse(tiled, uid, **kwargs):
     return fuse_run(tiled.raw, uid, **kwargs)
 
 
+@pytest.mark.slow
 def test_fused_run_equals_direct_fuse(tiled, write_raw_run, burst):
     from tiled.client import from_uri
 
@@ -60,6 +61,7 @@ def test_fused_run_equals_direct_fuse(tiled, write_raw_run, burst):
     client.context.close()
 
 
+@pytest.mark.slow
 def test_fusing_again_returns_the_same_run_unless_forced(tiled, write_raw_run, burst):
     from xfusion_bluesky.catalog import find_derived
 
@@ -77,6 +79,7 @@ def test_fusing_again_returns_the_same_run_unless_forced(tiled, write_raw_run, b
     ]
 
 
+@pytest.mark.slow
 def test_flipped_offset_hs_field_is_registered(tiled, write_raw_run, burst):
     """HS mounted upside down, covering HR rows 4…59 of the UHS field."""
     from xfusion_bluesky.fusion import fuse
@@ -111,6 +114,7 @@ def _failure(tiled, uid, **kwargs):
     return result.reason
 
 
+@pytest.mark.slow
 def test_every_failure_is_recorded_and_the_next_run_still_fuses(
     tiled, write_raw_run, burst, hdf5_dir
 ):
@@ -173,6 +177,7 @@ def test_every_failure_is_recorded_and_the_next_run_still_fuses(
     assert _fuse(tiled, uid).status == "success"
 
 
+@pytest.mark.slow
 def test_out_of_memory_retries_with_a_smaller_batch(
     tiled, write_raw_run, burst, monkeypatch
 ):

@@ -17,6 +17,6 @@ def test_profile_startup_then_dual_camera_scan(tmp_path, monkeypatch, capsys):
     try:
         (uid,) = namespace["RE"](namespace["dual_camera_scan"]())
         assert namespace["raw"][-1].start["uid"] == uid
-        assert namespace["raw"][uid].start["lr"]["frames_per_burst"] == 128
+        assert namespace["raw"][uid].start["uhs"]["frames_per_burst"] == 128
     finally:
         namespace["bl"].close()

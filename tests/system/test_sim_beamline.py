@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
         run = bl.tiled[uid]
         assert run["primary"]["uhs_image"].shape == (1, 128, 64, 96)
         assert run["primary"]["hs_image"].shape == (1, 8, 256, 384)
-        assert run.start["timing"]["lr_frames_per_hr_frame"] == 16
+        assert run.start["timing"]["hr_separation"] == 16
         demo = run_demo_scan(bl)
         assert demo.uid != uid
         assert len(demo.hdf5_files) == 2

@@ -20,9 +20,13 @@ def test_each_pulse_starts_the_next_event_of_the_seed():
 
 def test_negative_delay_is_refused_before_firing():
     timing = SimTimingGenerator(name="timing")
+    pulses = []
+    timing.connect_camera(pulses.append)
     timing.c.delay.put(-1e-6)
     with pytest.raises(InvalidInputError, match=r"timing\.c\.delay"):
         timing.trigger()
+    assert pulses == []
+    assert timing.pulse_id.get() == -1  # no pulse yet
 
 
 def test_unknown_scene_family_is_refused():
