@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.xfusion-installed
 
-.PHONY: demo test test-all lint bench install clean
+.PHONY: demo test lint bench install clean
 
 install: $(STAMP)
 

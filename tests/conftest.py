@@ -1,5 +1,6 @@
 """Shared fixtures; marks `gpu` and `torchvision` tests to skip where unavailable."""
 
+import contextlib
 import os
 import socket
 
@@ -96,8 +97,8 @@ def RE(tiled):
     return engine
 
 
-@pytest.fixture
-def sim_devices(hdf5_dir):
+@contextlib.contextmanager
+def sim_beamline(hdf5_dir):
     """Tiny sim beamline: UHS 16×24 (field 64×96 HR), HS 64×96; the plans' defaults."""
     from xfusion_bluesky.beamline import RoiPreset, apply_roi_preset
     from xfusion_bluesky.devices.base import Registration
@@ -120,10 +121,38 @@ def sim_devices(hdf5_dir):
     apply_roi_preset(uhs, hs, registration, RoiPreset((16, 24), (64, 96), 2e6, 125e3))
     devices = BeamlineDevices(uhs, hs, timing, registration)
     set_default_devices(devices)
-    yield devices
-    set_default_devices(None)
-    for camera in (uhs, hs):
-        camera.unstage()
+    try:
+        yield devices
+    finally:
+        set_default_devices(None)
+        for camera in (uhs, hs):
+            camera.unstage()
+
+
+@pytest.fixture
+def sim_devices(hdf5_dir):
+    """Tiny sim beamline (:func:`sim_beamline`) for one test."""
+    with sim_beamline(hdf5_dir) as devices:
+        yield devices
+
+
+@pytest.fixture(scope="session")
+def fused_sim_run(tiled, hdf5_dir):
+    """One sim scan fused with bicubic, shared by read-only tests: 128 frames 64×96.
+
+    Scanning and fusing take ~2.5 s; tests that only read the result share one.
+    """
+    from bluesky import RunEngine
+
+    from xfusion_bluesky.catalog.raw import subscribe_raw_writer
+    from xfusion_bluesky.pipeline import fuse_run
+    from xfusion_bluesky.plans.dual_camera import dual_camera_scan
+
+    engine = RunEngine()
+    subscribe_raw_writer(engine, tiled.raw)
+    with sim_beamline(hdf5_dir):
+        (uid,) = engine(dual_camera_scan())
+    return fuse_run(tiled.client, uid, method="bicubic")
 
 
 @pytest.fixture(scope="session")

@@ -91,6 +91,9 @@ def test_close_stops_the_loop_once_and_for_good(tiled, write_run):
     worker.submit(write_run())  # queued, but nobody takes it
     assert not worker.wait_idle(1)
     assert worker.results == []
+    with pytest.raises(RuntimeError, match="closed: make a new one"):
+        worker.start()  # a loop nothing could stop
+    assert not worker.is_alive()
 
 
 @pytest.mark.slow

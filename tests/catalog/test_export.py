@@ -9,16 +9,11 @@ from PIL import Image
 from xfusion_bluesky.catalog import export
 from xfusion_bluesky.catalog.export import export_fused, format_of
 from xfusion_bluesky.errors import InvalidInputError, XFusionError
-from xfusion_bluesky.pipeline import fuse_run
 
 
 @pytest.fixture
-def fused(tiled, RE, sim_devices):
-    """Bicubic fusion of one tiny sim burst: 128 frames of 64×96 uint16."""
-    from xfusion_bluesky.plans.dual_camera import dual_camera_scan
-
-    (uid,) = RE(dual_camera_scan())
-    return fuse_run(tiled.client, uid, method="bicubic")
+def fused(fused_sim_run):
+    return fused_sim_run
 
 
 def test_the_suffix_names_the_format():

@@ -26,12 +26,8 @@ def test_the_server_comes_from_the_arguments_else_the_environment():
 
 
 @pytest.fixture
-def fused(tiled, RE, sim_devices):
-    from xfusion_bluesky.pipeline import fuse_run
-    from xfusion_bluesky.plans.dual_camera import dual_camera_scan
-
-    (uid,) = RE(dual_camera_scan())
-    return fuse_run(tiled.client, uid, method="bicubic")
+def fused(fused_sim_run):
+    return fused_sim_run
 
 
 @pytest.fixture

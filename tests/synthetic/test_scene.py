@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 
@@ -179,11 +177,11 @@ def test_shot_noise_is_optional_and_poisson_sized():
 
 
 @pytest.mark.parametrize("family", SCENE_FAMILIES)
-def test_generation_is_fast(family):
-    generate_scene(family, num_frames=1)  # warm-up: imports, FFT plans
-    start = time.perf_counter()
-    generate_scene(family, num_frames=64, height=256, width=256)
-    assert time.perf_counter() - start < 3.0  # loose; the docstring has the numbers
+def test_every_family_moves_between_frames(family):
+    # Speed lives in benchmarks/bench_scenes.py; here: the video is a video.
+    frames = generate_scene(family, num_frames=3, seed=4, **SMALL)
+    assert frames.shape == (3, 48, 64)
+    assert np.all(np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2)) > 1e-4)
 
 
 @pytest.mark.parametrize(

@@ -196,8 +196,11 @@ class FusionWorker:
         Raises
         ------
         RuntimeError
-            Started before.
+            Started before, or closed (a closed worker's queues are gone, so a
+            loop started then could never be stopped): make a new one.
         """
+        if self._closed:
+            raise RuntimeError("this FusionWorker is closed: make a new one")
         if self._runner is not None:
             raise RuntimeError("this FusionWorker was started already")
         since = self._options["since"]
