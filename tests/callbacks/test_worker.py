@@ -33,6 +33,7 @@ def test_submitted_runs_are_drained_in_order_before_wait_idle_returns(tiled, wri
         assert (fused.uid, fused.status) == (outcome.derived_uid, "failed")
 
 
+@pytest.mark.slow  # a real scan, fused or interrupted: ~2-4 s
 def test_a_failed_run_is_recorded_and_the_next_run_is_fused(
     RE, tiled, sim_devices, write_run
 ):

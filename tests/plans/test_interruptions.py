@@ -32,6 +32,7 @@ def _pause_after_first_event(RE):
     RE.subscribe(request, "event")
 
 
+@pytest.mark.slow  # a real scan, fused or interrupted: ~2-4 s
 def test_paused_and_resumed_scan_is_consistent(RE, tiled, sim_devices, recorded):
     _pause_after_first_event(RE)
     with pytest.raises(RunEngineInterrupted):
@@ -44,6 +45,7 @@ def test_paused_and_resumed_scan_is_consistent(RE, tiled, sim_devices, recorded)
     assert np.array_equal(run["primary"]["hs_image"].read(), np.stack(recorded["hs"]))
 
 
+@pytest.mark.slow  # a real scan, fused or interrupted: ~2-4 s
 def test_aborted_scan_keeps_what_it_recorded(RE, tiled, sim_devices, recorded):
     _pause_after_first_event(RE)
     with pytest.raises(RunEngineInterrupted):
