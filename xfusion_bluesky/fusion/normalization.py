@@ -18,34 +18,13 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from xfusion_bluesky.checks import real_frames
 from xfusion_bluesky.errors import InvalidInputError
 
 __all__ = ["PERCENTILES", "denormalize", "normalize_percentile", "percentile_range"]
 
 #: The paper's saturation percentiles (XFusion ``RENORM_THRESH``).
 PERCENTILES = (0.35, 99.65)
-
-
-def _as_frames(frames: npt.ArrayLike, name: str) -> np.ndarray:
-    """Return ``frames`` as an ndarray after checking dtype, ndim, size, finiteness."""
-    array = np.asarray(frames)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} must hold real numbers; got dtype {array.dtype}. "
-            "Pass a real (integer or float) array."
-        )
-    if array.ndim not in (2, 3):
-        raise InvalidInputError(
-            f"{name} must be 2-D or 3-D ((h, w) or (t, h, w)); got shape {array.shape}"
-        )
-    if array.size == 0:
-        raise InvalidInputError(f"{name} is empty (shape {array.shape}); pass frames")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise InvalidInputError(
-            f"{name} contains NaN or inf ({np.count_nonzero(~np.isfinite(array))} "
-            "values); replace or drop those frames first"
-        )
-    return array
 
 
 def _finite(value: float, name: str) -> float:
@@ -91,7 +70,7 @@ def percentile_range(
         raise InvalidInputError(
             f"percentiles must satisfy 0 ≤ low < high ≤ 100; got low={low}, high={high}"
         )
-    array = _as_frames(frames, "frames")
+    array = real_frames(frames, "frames")
     lo, hi = np.percentile(array, [low, high], method="linear")
     return float(lo), float(hi)
 
@@ -118,7 +97,7 @@ def normalize_percentile(frames: npt.ArrayLike, lo: float, hi: float) -> np.ndar
     """
     lo = _finite(lo, "lo")
     hi = _finite(hi, "hi")
-    array = _as_frames(frames, "frames")
+    array = real_frames(frames, "frames")
     lo32, hi32 = np.float32(lo), np.float32(hi)
     if hi32 <= lo32:
         return np.zeros(array.shape, dtype=np.float32)
@@ -146,7 +125,7 @@ def denormalize(frames01: npt.ArrayLike, lo: float, hi: float) -> np.ndarray:
     """
     lo = _finite(lo, "lo")
     hi = _finite(hi, "hi")
-    array = _as_frames(frames01, "frames01")
+    array = real_frames(frames01, "frames01")
     lo32, hi32 = np.float32(lo), np.float32(hi)
     if hi32 <= lo32:
         return np.full(array.shape, lo32, dtype=np.float32)

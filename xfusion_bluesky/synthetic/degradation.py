@@ -21,6 +21,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from xfusion_bluesky.checks import real_frames
 from xfusion_bluesky.errors import InvalidInputError
 
 __all__ = [
@@ -42,31 +43,6 @@ _PSNR_TOLERANCE_DB = 0.02
 _MAX_BISECTION_STEPS = 40
 #: Decades by which the bisection bracket may widen on each side before giving up.
 _MAX_WIDENING = 12
-
-
-def _as_frames(
-    frames: npt.ArrayLike, name: str, ndims: tuple[int, ...] = (2, 3)
-) -> np.ndarray:
-    """Return ``frames`` as an ndarray after checking dtype, ndim, size, finiteness."""
-    array = np.asarray(frames)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} must hold real numbers; got dtype {array.dtype}. "
-            "Pass a real (integer or float) array."
-        )
-    if array.ndim not in ndims:
-        expected = " or ".join(f"{n}-D" for n in ndims)
-        raise InvalidInputError(
-            f"{name} must be {expected} ((h, w) or (t, h, w)); got shape {array.shape}"
-        )
-    if array.size == 0:
-        raise InvalidInputError(f"{name} is empty (shape {array.shape}); pass frames")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise InvalidInputError(
-            f"{name} contains NaN or inf ({np.count_nonzero(~np.isfinite(array))} "
-            "values); replace or drop those frames first"
-        )
-    return array
 
 
 def _check_unit_range(array: np.ndarray, name: str) -> None:
@@ -127,7 +103,7 @@ def bin_frames(frames: npt.ArrayLike, factor: int = 4) -> np.ndarray:
         raise TypeError(f"factor must be an int; got {factor!r}")
     if factor < 1:
         raise InvalidInputError(f"factor must be ≥ 1; got {factor}")
-    array = _as_frames(frames, "frames")
+    array = real_frames(frames, "frames")
     h, w = array.shape[-2:]
     h_lr, w_lr = h // factor, w // factor
     if h_lr == 0 or w_lr == 0:
@@ -192,7 +168,7 @@ def add_poisson_noise(
     b0 = _check_finite_scalar(b0, "b0")
     if b0 <= 0.0:
         raise InvalidInputError(f"b0 must be > 0 (photons at full scale); got {b0:g}")
-    array = _as_frames(frames, "frames")
+    array = real_frames(frames, "frames")
     low, high = float(array.min()), float(array.max())
     if low < 0.0:
         raise InvalidInputError(
@@ -223,8 +199,8 @@ def lr_psnr(clean: npt.ArrayLike, noisy: npt.ArrayLike) -> float:
         ``10·log10(1 / MSE)``: data range 1, no quantisation, MSE pooled over all
         frames (one ``b0`` is one physical setting per run); +inf when equal.
     """
-    clean_arr = _as_frames(clean, "clean")
-    noisy_arr = _as_frames(noisy, "noisy")
+    clean_arr = real_frames(clean, "clean")
+    noisy_arr = real_frames(noisy, "noisy")
     if clean_arr.shape != noisy_arr.shape:
         raise InvalidInputError(
             f"clean and noisy must have the same shape; got {clean_arr.shape} "
@@ -288,7 +264,7 @@ def b0_for_psnr(
     target = _check_finite_scalar(target_db, "target_db")
     if frames is None:
         return 0.5 * 10.0 ** (target / 10.0)
-    clean = _as_frames(frames, "frames")
+    clean = real_frames(frames, "frames")
     _check_unit_range(clean, "frames")
     clean = clean.astype(np.float64)
     mean = float(clean.mean())
@@ -370,7 +346,7 @@ def degrade(
     ndarray, (t, H // factor, W // factor) or (H // factor, W // factor), float32
         LR frame(s) in [0, 1].
     """
-    hr = _as_frames(hr_frames, "hr_frames")
+    hr = real_frames(hr_frames, "hr_frames")
     _check_unit_range(hr, "hr_frames")
     lr = bin_frames(hr, factor)
     if b0 is None:
