@@ -61,21 +61,13 @@ def model_only(
     """
     from xfusion_bluesky.catalog.reader import open_raw_run
     from xfusion_bluesky.fusion import fuse_iter
-    from xfusion_bluesky.fusion.alignment import align_hr_times, register_fields
+    from xfusion_bluesky.fusion.alignment import align_hr_times
 
     tick = time.perf_counter()
     run = open_raw_run(catalogs.raw, uid)
     burst = run.burst(0)
     alignment = align_hr_times(burst.lr_times_s, burst.hr_times_s)
-    reg = run.start["registration"]  # as fuse_run registers the two fields
-    registration = register_fields(
-        tuple(run.start["uhs"]["frame_shape"]),
-        tuple(run.start["hs"]["frame_shape"]),
-        offset_hr_px=tuple(reg.get("offset_hr_px", (0.0, 0.0))),
-        flip_y=bool(reg.get("flip_y", False)),
-        flip_x=bool(reg.get("flip_x", False)),
-        scale=int(reg.get("scale", 4)),
-    )
+    registration = run.field_registration()  # as fuse_run registers the fields
     lr, hr = registration.apply(burst.lr, burst.hr)
     hr = hr[alignment.kept]
     read = time.perf_counter() - tick

@@ -37,7 +37,6 @@ from xfusion_bluesky.fusion import fuse_iter, normalize_attention
 from xfusion_bluesky.fusion.alignment import (
     FieldRegistration,
     align_hr_times,
-    register_fields,
 )
 from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.stored_format import raw_start_v1
@@ -151,7 +150,7 @@ def fuse_run(
         raise RuntimeError("model neither loaded nor failed")
     try:
         run = open_raw_run(catalogs.raw, full_uid)
-        registration = _registration(run)
+        registration = run.field_registration()
     except Exception as err:
         return _record_failure(catalogs, full_uid, fusion, _reason(err), err, raw_start)
     fusion["registration"] = {**run.start["registration"], **registration.metadata()}
@@ -255,19 +254,6 @@ def _fuse_burst(
         "batch_size": stream.params.get("batch_size"),
         "model_id": stream.model_id,
     }
-
-
-def _registration(run: RawRun) -> FieldRegistration:
-    """Return the common field from the start document's shapes and registration."""
-    reg = run.start["registration"]
-    return register_fields(
-        tuple(run.start["uhs"]["frame_shape"]),
-        tuple(run.start["hs"]["frame_shape"]),
-        offset_hr_px=tuple(reg.get("offset_hr_px", (0.0, 0.0))),
-        flip_y=bool(reg.get("flip_y", False)),
-        flip_x=bool(reg.get("flip_x", False)),
-        scale=int(reg.get("scale", 4)),
-    )
 
 
 def _check_shapes(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -23,6 +23,9 @@ from numpy.typing import NDArray
 
 from xfusion_bluesky.errors import RunNotFusableError
 from xfusion_bluesky.stored_format import raw_start_v1
+
+if TYPE_CHECKING:
+    from xfusion_bluesky.fusion.alignment import FieldRegistration
 
 __all__ = ["RawBurst", "RawRun", "open_raw_run", "stream_length"]
 
@@ -85,6 +88,24 @@ class RawRun:
     def hr_key(self) -> str:
         """Data key of the HS image stack."""
         return str(self.start["hs"].get("data_key", "hs_image"))
+
+    def field_registration(self) -> FieldRegistration:
+        """Return the common field of both cameras from the start document.
+
+        The crops and HS flips come from the frame shapes and the ``registration``
+        block (see :func:`~xfusion_bluesky.fusion.alignment.register_fields`).
+        """
+        from xfusion_bluesky.fusion.alignment import register_fields
+
+        reg = self.start["registration"]
+        return register_fields(
+            tuple(self.start["uhs"]["frame_shape"]),
+            tuple(self.start["hs"]["frame_shape"]),
+            offset_hr_px=tuple(reg.get("offset_hr_px", (0.0, 0.0))),
+            flip_y=bool(reg.get("flip_y", False)),
+            flip_x=bool(reg.get("flip_x", False)),
+            scale=int(reg.get("scale", 4)),
+        )
 
     def burst(self, index: int) -> RawBurst:
         """Read burst ``index`` from Tiled and check it.
