@@ -39,6 +39,7 @@ from xfusion_bluesky.fusion.alignment import (
     align_hr_times,
 )
 from xfusion_bluesky.fusion.model.loader import load_network
+from xfusion_bluesky.fusion.normalization import PERCENTILES
 from xfusion_bluesky.stored_format import raw_start_v1
 
 __all__ = ["DEFAULT_METHOD", "fuse_run"]
@@ -112,7 +113,7 @@ def fuse_run(
     fusion: dict[str, Any] = {
         "method": method,
         "lr_separation": separation,
-        "normalization": {"mode": "percentile", "percentiles": [0.35, 99.65]},
+        "normalization": {"mode": "percentile", "percentiles": list(PERCENTILES)},
         "output": {"dtype": "uint16", "scale": "HS counts"},
         "device": device,
         "versions": _versions(),
