@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-FORMAT_MD = Path(__file__).resolve().parents[1] / "docs" / "format.md"
+FORMAT_MD = Path(__file__).resolve().parents[2] / "docs" / "format.md"
 _ROW = re.compile(r"^\| `([^`]+)` \|(.*)$")
 
 
