@@ -56,10 +56,10 @@ class RoiPreset:
 FUSION_CLOSE_TIMEOUT_S = 5.0
 
 #: ``small`` (default): 128 frames fused by the small EDVR-STF in ~1.5–2.5 min on 2
-#: CPU cores, HR every 16 LR frames; ``full``: both full sensors, HR every 16 (the
+#: CPU cores, HR separation 16; ``full``: both full sensors, HR separation 16 (the
 #: HS at 75 kHz of 76 kHz);
 #: ``demo`` (``make demo``): a 128×192 HS field inside a 40×56 UHS ROI (so the
-#: registration crops), HR every 10, fused in ~20–40 s on one CPU core.
+#: registration crops), HR separation 10, fused in ~20–40 s on one CPU core.
 ROI_PRESETS: dict[str, RoiPreset] = {
     "small": RoiPreset((64, 96), (256, 384), 2e6, 125e3),
     "full": RoiPreset((250, 400), (800, 1280), 1.2e6, 75e3),

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-#: Power-on settings of both flavours: full sensors, HR every 16 LR frames (the HS
+#: Power-on settings of both flavours: full sensors, HR separation 16 (the HS
 #: at 75 of its 76 kHz); the beamline's ``small`` preset runs 2 MHz / 125 kHz.
 DEFAULT_UHS_RATE_HZ = 1.2e6
 DEFAULT_HS_RATE_HZ = 75e3
