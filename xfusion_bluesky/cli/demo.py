@@ -140,12 +140,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _sizes(preset: Any) -> str:
     """Return the line that states the demo's frame sizes and why."""
-    every = preset.uhs_frame_rate_hz / preset.hs_frame_rate_hz
+    hr_separation = preset.uhs_frame_rate_hz / preset.hs_frame_rate_hz
     return (
         f"frame sizes (ROI preset {DEMO_ROI!r}): UHS {preset.uhs_shape[0]}×"
         f"{preset.uhs_shape[1]} px at {preset.uhs_frame_rate_hz / 1e6:g} MHz, "
         f"{preset.uhs_frames} frames; HS {preset.hs_shape[0]}×{preset.hs_shape[1]} "
-        f"px at {preset.hs_frame_rate_hz / 1e3:g} kHz (HR separation {every:g} "
+        f"px at {preset.hs_frame_rate_hz / 1e3:g} kHz (HR separation {hr_separation:g} "
         "UHS frames);\nchosen so that scan-to-fused stays under 2 min on 2 CPU cores"
     )
 
