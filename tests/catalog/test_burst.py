@@ -9,7 +9,7 @@ from xfusion_bluesky.pipeline import fuse_run
 
 @pytest.fixture
 def fused(tiled, RE, sim_devices):
-    """Bicubic fusion of one tiny sim burst (UHS 16×24, HS 64×96, HR every 16)."""
+    """Bicubic fusion of one tiny sim burst (UHS 16×24, HS 64×96, HR separation 16)."""
     from xfusion_bluesky.plans.dual_camera import dual_camera_scan
 
     (uid,) = RE(dual_camera_scan())
