@@ -1,4 +1,4 @@
-"""Input checks shared by every layer: a frame stack of finite real numbers.
+"""Input checks shared by every layer: finite real frame stacks and scalars.
 
 Public functions check their arrays where they enter, with errors that name the
 argument, the bad value and the fix. This module sits at the bottom of the
@@ -7,12 +7,14 @@ layers so that the scene generator and the fusion engine share one check.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 from xfusion_bluesky.errors import InvalidInputError
 
-__all__ = ["real_frames"]
+__all__ = ["finite_scalar", "real_frames"]
 
 
 def real_frames(
@@ -55,3 +57,22 @@ def real_frames(
             "values); replace or drop those frames first"
         )
     return array
+
+
+def finite_scalar(value: float, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite real number.
+
+    Raises
+    ------
+    TypeError
+        Not a real number.
+    InvalidInputError
+        NaN or inf.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a real number; got {value!r}") from err
+    if not math.isfinite(number):
+        raise InvalidInputError(f"{name} must be finite; got {value!r}")
+    return number

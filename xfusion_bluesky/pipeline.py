@@ -104,7 +104,11 @@ def fuse_run(
     """
     catalogs = open_catalogs(target)
     node = catalogs.raw[raw_uid]
-    raw_start = raw_start_v1(dict(node.start))
+    try:
+        raw_start = raw_start_v1(dict(node.start))
+        format_error: ValueError | None = None
+    except ValueError as err:  # written by a newer stored format: say so, in Tiled
+        raw_start, format_error = dict(node.start), err
     full_uid = str(raw_start["uid"])
     requested = raw_start.get("fusion") or {}
     method = method or requested.get("method") or DEFAULT_METHOD
@@ -142,6 +146,10 @@ def fuse_run(
         if existing is not None:
             logger.info("raw run %s already fused: %s", full_uid, existing.uid)
             return existing
+    if format_error is not None:
+        return _record_failure(
+            catalogs, full_uid, fusion, str(format_error), format_error, raw_start
+        )
     if load_error is not None:
         reason = f"the model for {method!r} does not load: {_one_line(load_error)}"
         return _record_failure(

@@ -90,6 +90,7 @@ def write_raw_run(tiled, hdf5_dir):
         method: str = "bicubic",
         hr_shape_in_md: tuple[int, int] | None = None,
         with_stop: bool = True,
+        xfusion_format: int = 1,
     ) -> str:
         writer = TiledWriter(tiled.raw, batch_size=1, max_array_size=0)
         lr_md = _camera_block("uhs", lr, float(lr_times[1] - lr_times[0]), 10)
@@ -99,7 +100,7 @@ def write_raw_run(tiled, hdf5_dir):
         bundle = compose_run(
             metadata={
                 "plan_name": "dual_camera_scan",
-                "xfusion_format": 1,
+                "xfusion_format": xfusion_format,
                 "num_points": announced_bursts or num_bursts,
                 "uhs": lr_md,
                 "hs": hr_md,

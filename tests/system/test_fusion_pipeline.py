@@ -114,6 +114,16 @@ def _failure(tiled, uid, **kwargs):
     return result.reason
 
 
+def test_a_run_in_a_newer_stored_format_is_recorded_as_not_readable(
+    tiled, write_raw_run, burst
+):
+    arrays = {k: burst[k] for k in ("lr", "hr", "lr_times", "hr_times")}
+    uid = write_raw_run(**arrays, xfusion_format=2)
+    reason = _failure(tiled, uid)
+    assert "xfusion_format=2, newer than this xfusion-bluesky reads (1)" in reason
+    assert tiled.raw[uid].start["xfusion_format"] == 2  # left as written
+
+
 @pytest.mark.slow
 def test_every_failure_is_recorded_and_the_next_run_still_fuses(
     tiled, write_raw_run, burst, hdf5_dir

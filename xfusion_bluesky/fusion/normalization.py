@@ -13,29 +13,16 @@ ultra-high-speed X-ray radiography", J. Synchrotron Rad. 32(2):432-441 (2025).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 
-from xfusion_bluesky.checks import real_frames
+from xfusion_bluesky.checks import finite_scalar, real_frames
 from xfusion_bluesky.errors import InvalidInputError
 
 __all__ = ["PERCENTILES", "denormalize", "normalize_percentile", "percentile_range"]
 
 #: The paper's saturation percentiles (XFusion ``RENORM_THRESH``).
 PERCENTILES = (0.35, 99.65)
-
-
-def _finite(value: float, name: str) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite real number."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a real number; got {value!r}") from err
-    if not math.isfinite(number):
-        raise InvalidInputError(f"{name} must be finite; got {value!r}")
-    return number
 
 
 def percentile_range(
@@ -64,8 +51,8 @@ def percentile_range(
     InvalidInputError
         Percentiles out of order or outside [0, 100]; bad ``frames``.
     """
-    low = _finite(low, "low")
-    high = _finite(high, "high")
+    low = finite_scalar(low, "low")
+    high = finite_scalar(high, "high")
     if not 0.0 <= low < high <= 100.0:
         raise InvalidInputError(
             f"percentiles must satisfy 0 ≤ low < high ≤ 100; got low={low}, high={high}"
@@ -95,8 +82,8 @@ def normalize_percentile(frames: npt.ArrayLike, lo: float, hi: float) -> np.ndar
     --------
     denormalize : the inverse map from [0, 1] back to camera units.
     """
-    lo = _finite(lo, "lo")
-    hi = _finite(hi, "hi")
+    lo = finite_scalar(lo, "lo")
+    hi = finite_scalar(hi, "hi")
     array = real_frames(frames, "frames")
     lo32, hi32 = np.float32(lo), np.float32(hi)
     if hi32 <= lo32:
@@ -123,8 +110,8 @@ def denormalize(frames01: npt.ArrayLike, lo: float, hi: float) -> np.ndarray:
     ndarray, same shape as ``frames01``, float32
         ``lo + frames01 * (hi - lo)``; all ``lo`` when ``hi <= lo`` (flat sequence).
     """
-    lo = _finite(lo, "lo")
-    hi = _finite(hi, "hi")
+    lo = finite_scalar(lo, "lo")
+    hi = finite_scalar(hi, "hi")
     array = real_frames(frames01, "frames01")
     lo32, hi32 = np.float32(lo), np.float32(hi)
     if hi32 <= lo32:

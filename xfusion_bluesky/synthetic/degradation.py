@@ -21,7 +21,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from xfusion_bluesky.checks import real_frames
+from xfusion_bluesky.checks import finite_scalar, real_frames
 from xfusion_bluesky.errors import InvalidInputError
 
 __all__ = [
@@ -53,17 +53,6 @@ def _check_unit_range(array: np.ndarray, name: str) -> None:
             f"{name} must lie in [0, 1]; got values in [{low:g}, {high:g}]. "
             "Normalise them to [0, 1] first."
         )
-
-
-def _check_finite_scalar(value: float, name: str) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite real number."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a real number; got {value!r}") from err
-    if not math.isfinite(number):
-        raise InvalidInputError(f"{name} must be finite; got {value!r}")
-    return number
 
 
 def bin_frames(frames: npt.ArrayLike, factor: int = 4) -> np.ndarray:
@@ -165,7 +154,7 @@ def add_poisson_noise(
     XFusion's training augmentation (``transforms.augment``) applies exactly this
     map to the LR frames of a window; rates are float64 (``Generator.poisson``).
     """
-    b0 = _check_finite_scalar(b0, "b0")
+    b0 = finite_scalar(b0, "b0")
     if b0 <= 0.0:
         raise InvalidInputError(f"b0 must be > 0 (photons at full scale); got {b0:g}")
     array = real_frames(frames, "frames")
@@ -261,7 +250,7 @@ def b0_for_psnr(
     can stall; the result is then within about half a jump of the target
     (measured: ≤ 0.03 dB from 8·32·32 pixels up, ≤ 0.07 dB at 4·16·16).
     """
-    target = _check_finite_scalar(target_db, "target_db")
+    target = finite_scalar(target_db, "target_db")
     if frames is None:
         return 0.5 * 10.0 ** (target / 10.0)
     clean = real_frames(frames, "frames")
