@@ -62,6 +62,22 @@ def _torchvision_available() -> bool:
     return torchvision_available()
 
 
+@pytest.fixture(autouse=True)
+def _session_server_keeps_its_key():
+    """Put back the API key Tiled held before a test started servers of its own.
+
+    Tiled keeps one settings object per process and each new in-process server
+    writes its key there: without this, the session's server refuses its own key
+    (401) in every later test.
+    """
+    from tiled.server.settings import get_settings
+
+    settings = get_settings()
+    key = settings.single_user_api_key
+    yield
+    settings.single_user_api_key = key
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

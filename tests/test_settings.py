@@ -27,3 +27,15 @@ def test_defaults_and_overrides(tmp_path):
 def test_unknown_beamline_mode_is_refused():
     with pytest.raises(ValueError, match="XFUSION_BEAMLINE"):
         Settings.from_env({"XFUSION_BEAMLINE": "real"})
+
+
+def test_roi_and_where_the_hdf5_files_go_beside_a_data_dir(tmp_path):
+    default = Settings.from_env({"XFUSION_DATA": str(tmp_path)})
+    assert default.roi == "small"
+    assert default.hdf5_dir_for(None) == tmp_path / "hdf5"
+    assert default.hdf5_dir_for(tmp_path / "other") == tmp_path / "other" / "hdf5"
+    explicit = Settings.from_env(
+        {"XFUSION_HDF5_DIR": str(tmp_path / "share"), "XFUSION_ROI": " Demo "}
+    )
+    assert explicit.roi == "demo"  # setup() checks the name against its presets
+    assert explicit.hdf5_dir_for(tmp_path / "other") == tmp_path / "share"

@@ -6,20 +6,23 @@
 ``bl.RE(dual_camera_scan())`` just works; ``bl.close()`` stops what it started.
 ``setup(..., fusion="process")`` (or ``bl.start_fusion()``) adds automatic fusion:
 a :class:`~xfusion_bluesky.callbacks.FusionWorker` on the beamline's Tiled, fed by
-a :class:`~xfusion_bluesky.callbacks.FusionCallback` on ``bl.RE``.
-The profile's startup files and the demo call it.
+a :class:`~xfusion_bluesky.callbacks.FusionCallback` on ``bl.RE``;
+``bl.stop_fusion()`` takes both away again. A beamline still open when the
+interpreter exits is closed then. The profile's startup files and the demo call it.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from bluesky import RunEngine
 
-from xfusion_bluesky.catalog.connect import TiledConnection, connect
+from xfusion_bluesky.catalog.connect import TiledConnection, connect, redact
 from xfusion_bluesky.catalog.raw import subscribe_raw_writer
 from xfusion_bluesky.devices.base import SCALE, Registration
 from xfusion_bluesky.errors import InvalidInputError
@@ -54,6 +57,10 @@ class RoiPreset:
 
 #: Seconds ``Beamline.close()`` lets the fusion worker finish its current run.
 FUSION_CLOSE_TIMEOUT_S = 5.0
+#: The same when the interpreter exits: a session must end within seconds. An idle
+#: worker stops well within it; a fusion (tens of seconds at least) would not end
+#: anyway, so it is cut short and fused again by the next worker's catch-up.
+EXIT_CLOSE_TIMEOUT_S = 1.0
 
 #: ``small`` (default): 128 frames fused by the small EDVR-STF in ~1.5–2.5 min on 2
 #: CPU cores, HR separation 16; ``full``: both full sensors, HR separation 16 (the
@@ -89,6 +96,12 @@ class Beamline:
         Where the cameras write their HDF5 files.
     fusion_worker : FusionWorker or None
         The automatic-fusion worker, once :meth:`start_fusion` ran.
+    backup_dir : Path or None
+        Where the raw writer backs documents up while Tiled is down; the
+        fusion worker replays them.
+    fusion_api_key : str or None
+        The worker's own key on a server with one key per role
+        (``XFUSION_FUSION_API_KEY``); None: the beamline's key.
     """
 
     RE: RunEngine
@@ -96,15 +109,22 @@ class Beamline:
     hs: Any
     timing: Any
     registration: Registration
-    tiled: Any
-    connection: TiledConnection
+    tiled: Any = field(repr=False)  # its repr asks the server
+    connection: TiledConnection = field(repr=False)
     mode: str
     hdf5_dir: Path
     fusion_worker: Any = None
+    backup_dir: Path | None = None
+    fusion_api_key: str | None = field(default=None, repr=False)
     _tokens: list[int] = field(default_factory=list, repr=False)
+    _fusion_token: int | None = field(default=None, repr=False)
 
     def start_fusion(self, mode: str = "process", **options: Any) -> Any:
         """Fuse every finished run automatically: start a worker, subscribe a callback.
+
+        A worker that can no longer take runs (stopped, gave up, failed) is
+        replaced, its callback with it; the new worker catches up on the runs
+        that finished meanwhile.
 
         Parameters
         ----------
@@ -117,42 +137,114 @@ class Beamline:
         Returns
         -------
         FusionWorker
-            Also ``bl.fusion_worker``; ``bl.close()`` stops it.
+            Also ``bl.fusion_worker``; ``bl.stop_fusion()`` or ``bl.close()``
+            stops it.
 
         Raises
         ------
         InvalidInputError
-            Unknown ``mode``, or a worker already runs.
+            Unknown ``mode``, or a working worker already runs.
         """
         from xfusion_bluesky.callbacks import FusionCallback, FusionWorker
 
         if self.fusion_worker is not None:
-            raise InvalidInputError(
-                "automatic fusion already runs on this beamline (bl.fusion_worker)"
-            )
+            if self.fusion_worker.accepting:
+                raise InvalidInputError(
+                    "automatic fusion already runs on this beamline "
+                    f"(bl.fusion_worker is {self.fusion_worker.state}); "
+                    "bl.stop_fusion() first"
+                )
+            self.stop_fusion()
+        if self.backup_dir is not None:
+            options.setdefault("backup_dir", self.backup_dir)
         worker = FusionWorker(
             self.connection.uri,
-            api_key=self.connection.client.context.api_key,
+            api_key=self.fusion_api_key or self.connection.client.context.api_key,
             mode=mode,
             **options,
         ).start()
         self.fusion_worker = worker
-        self._tokens.append(int(self.RE.subscribe(FusionCallback(worker))))
+        self._fusion_token = int(self.RE.subscribe(FusionCallback(worker)))
         return worker
 
-    def close(self) -> None:
-        """Unsubscribe the callbacks, stop the fusion worker and the embedded server."""
-        for token in self._tokens:
-            self.RE.unsubscribe(token)
-        self._tokens.clear()
+    def stop_fusion(self, timeout: float = FUSION_CLOSE_TIMEOUT_S) -> None:
+        """Stop automatic fusion: unsubscribe its callback, close its worker.
+
+        Runs recorded afterwards, and a run the worker had queued or was fusing,
+        are not lost: the next :meth:`start_fusion` catches up on them (or
+        ``xfusion-bluesky fuse UID``). Does nothing when no fusion runs.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds the worker may finish its current run before it is ended.
+        """
+        if self._fusion_token is not None:
+            self.RE.unsubscribe(self._fusion_token)
+            self._fusion_token = None
+        worker, self.fusion_worker = self.fusion_worker, None
+        if worker is not None:
+            worker.close(timeout=timeout)
+
+    def close(self, timeout: float = FUSION_CLOSE_TIMEOUT_S) -> None:
+        """Unsubscribe the callbacks, stop the fusion worker and the embedded server.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds the fusion worker may finish its current run; one cut short
+            is fused again by the next worker's catch-up.
+        """
         try:
-            if self.fusion_worker is not None:
-                # A run cut short here is re-fused by the next worker's catch-up.
-                self.fusion_worker.close(timeout=FUSION_CLOSE_TIMEOUT_S)
-                self.fusion_worker = None
+            self.stop_fusion(timeout)
         finally:
+            for token in self._tokens:
+                self.RE.unsubscribe(token)
+            self._tokens.clear()
             set_default_devices(None)
             self.connection.close()
+            _OPEN.pop(id(self), None)
+
+
+#: Beamlines not closed yet, by id; closed (newest first) when the interpreter exits.
+_OPEN: dict[int, Beamline] = {}
+
+
+def _close_at_exit(beamline: Beamline) -> None:
+    """Close ``beamline`` when the interpreter exits, before it joins its threads.
+
+    The embedded Tiled server serves from a non-daemon thread, and Python joins
+    those threads *before* it runs ``atexit`` functions: a ``bl.close`` left to
+    ``atexit`` never ran and every session hung at exit. ``threading``'s own exit
+    hooks (the ones ``concurrent.futures`` uses) run before that join, on every
+    way out: ``exit``, end of input, ``sys.exit``, the end of ``ipython -c`` or
+    of a script. An IPython shutdown hook would cover the interactive loop
+    only, and a daemon server thread would be killed mid-request, leaving the
+    worker's derived run and the catalog half-written; an orderly close stops
+    the worker first (its queued runs stay pending for the next catch-up), then
+    the server. A Ctrl-C during the close ends it and Python exits anyway.
+    """
+    global _exit_hook_registered
+    _OPEN[id(beamline)] = beamline
+    if _exit_hook_registered:
+        return
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # a Python without it: better late than never
+        atexit.register(_close_open_beamlines)
+    else:
+        register(_close_open_beamlines)
+    _exit_hook_registered = True
+
+
+_exit_hook_registered = False
+
+
+def _close_open_beamlines() -> None:
+    for beamline in reversed(list(_OPEN.values())):
+        try:
+            beamline.close(timeout=EXIT_CLOSE_TIMEOUT_S)
+        except Exception:  # the others must still close
+            logger.exception("could not close the beamline at exit")
 
 
 def setup(
@@ -163,7 +255,7 @@ def setup(
     data_dir: str | Path | None = None,
     hdf5_dir: str | Path | None = None,
     prefix: str | None = None,
-    roi: str = "small",
+    roi: str | None = None,
     scene_family: str | None = None,
     scene_seed: int = 0,
     settings: Settings | None = None,
@@ -182,11 +274,13 @@ def setup(
     data_dir : str or Path, optional
         Embedded catalog and HDF5 root; default ``XFUSION_DATA``.
     hdf5_dir : str or Path, optional
-        Where the cameras write; default ``XFUSION_HDF5_DIR`` or ``data_dir/hdf5``.
+        Where the cameras write; default ``XFUSION_HDF5_DIR`` (when set, even
+        beside ``data_dir``), else ``data_dir/hdf5``.
     prefix : str, optional
         EPICS PV prefix; default ``XFUSION_IOC_PREFIX``.
-    roi : {"small", "full", "demo"}
-        ROI and rate preset (:data:`ROI_PRESETS`); ``full`` is both full sensors.
+    roi : {"small", "full", "demo"}, optional
+        ROI and rate preset (:data:`ROI_PRESETS`); ``full`` is both full sensors;
+        default ``XFUSION_ROI`` (else ``"small"``).
     scene_family : str, optional
         Simulated event's scene family; default ``XFUSION_SCENE`` or the scene
         generator's default.
@@ -213,6 +307,11 @@ def setup(
     mode = env.beamline if mode is None else mode
     if mode not in ("sim", "epics"):
         raise InvalidInputError(f"mode must be 'sim' or 'epics'; got {mode!r}")
+    if roi is None and env.roi not in ROI_PRESETS:
+        raise InvalidInputError(
+            f"XFUSION_ROI must be one of {tuple(ROI_PRESETS)}; got {env.roi!r}"
+        )
+    roi = env.roi if roi is None else roi
     if roi not in ROI_PRESETS:
         raise InvalidInputError(f"roi must be one of {tuple(ROI_PRESETS)}; got {roi!r}")
     if fusion not in (None, "off", "process", "thread"):
@@ -220,12 +319,7 @@ def setup(
             f"fusion must be 'process', 'thread', 'off' or None; got {fusion!r}"
         )
     data_root = Path(data_dir).expanduser() if data_dir is not None else env.data_dir
-    if hdf5_dir is not None:
-        hdf5_path = Path(hdf5_dir)
-    elif data_dir is not None:
-        hdf5_path = data_root / "hdf5"
-    else:
-        hdf5_path = env.hdf5_dir
+    hdf5_path = Path(hdf5_dir) if hdf5_dir is not None else env.hdf5_dir_for(data_dir)
     hdf5_path = hdf5_path.expanduser().resolve()
     connection = connect(
         tiled_uri or env.tiled_url,
@@ -242,14 +336,13 @@ def setup(
         registration = Registration(name="registration")
         apply_roi_preset(uhs, hs, registration, ROI_PRESETS[roi])
         RE = RunEngine()
-        token = subscribe_raw_writer(
-            RE, connection.raw, backup_directory=data_root / "backup"
-        )
+        backup_dir = data_root / "backup"
+        token = subscribe_raw_writer(RE, connection.raw, backup_directory=backup_dir)
     except Exception:
         connection.close()
         raise
     set_default_devices(BeamlineDevices(uhs, hs, timing, registration))
-    logger.info("%s beamline ready; raw runs in %s", mode, connection.uri)
+    logger.info("%s beamline ready; raw runs in %s", mode, redact(connection.uri))
     beamline = Beamline(
         RE=RE,
         uhs=uhs,
@@ -260,8 +353,12 @@ def setup(
         connection=connection,
         mode=mode,
         hdf5_dir=hdf5_path,
+        backup_dir=backup_dir,
+        # An embedded server has one key; only a standalone one has roles.
+        fusion_api_key=env.fusion_api_key if connection.server is None else None,
         _tokens=[token],
     )
+    _close_at_exit(beamline)
     if fusion in ("process", "thread"):
         try:
             beamline.start_fusion(fusion)

@@ -3,6 +3,7 @@
 __all__ = [
     "CheckpointMismatchError",
     "InvalidInputError",
+    "RunNotFinishedError",
     "RunNotFusableError",
     "XFusionError",
 ]
@@ -21,6 +22,14 @@ class InvalidInputError(XFusionError, ValueError):
 
 class RunNotFusableError(XFusionError):
     """A raw run cannot be fused: no HR frames, aborted run, missing file, NaN/inf."""
+
+
+class RunNotFinishedError(XFusionError):
+    """A raw run has no stop document yet: it is still being recorded.
+
+    Nothing is written for it; fuse it once the scan has ended (the worker waits
+    for the stop document, ``xfusion-bluesky fuse --wait S`` too).
+    """
 
 
 class CheckpointMismatchError(XFusionError, ValueError):

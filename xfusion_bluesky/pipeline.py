@@ -4,7 +4,12 @@
 ``xfusion-bluesky fuse UID`` calls by hand. It never raises for a run that cannot
 be fused: the failure is written to the catalog as a derived run whose stop
 document has ``exit_status="fail"`` and a one-line ``reason``, and the caller
-moves on. It is idempotent: a fusion is identified by (raw uid, method, model
+moves on. Only what is not the run's fault raises, before anything is written: a
+run still being recorded (a final outcome now would be wrong later) and the
+caller's own mistakes (a model file that does not exist, an unknown method). A
+run stopped or aborted part-way is fused burst by burst: every complete burst is
+fused and each missing one is recorded with its reason (``missing_bursts``).
+It is idempotent: a fusion is identified by (raw uid, method, model
 sha256, parameters) and asking again returns the existing derived run unless
 ``force=True`` (the lookups live in :mod:`~xfusion_bluesky.catalog.progress`).
 """
@@ -20,6 +25,7 @@ import numpy as np
 import torch
 
 from xfusion_bluesky import __version__
+from xfusion_bluesky.catalog.choice import DEFAULT_METHOD, requested_method
 from xfusion_bluesky.catalog.connect import Catalogs, open_catalogs
 from xfusion_bluesky.catalog.derived import (
     DerivedFrame,
@@ -31,8 +37,17 @@ from xfusion_bluesky.catalog.derived import (
 )
 from xfusion_bluesky.catalog.progress import STALE_AFTER_S, existing_fusion
 from xfusion_bluesky.catalog.queries import FusedRun
-from xfusion_bluesky.catalog.reader import RawRun, open_raw_run
-from xfusion_bluesky.errors import RunNotFusableError, XFusionError
+from xfusion_bluesky.catalog.reader import (
+    RawBurst,
+    RawRun,
+    open_raw_run,
+    wait_for_stop,
+)
+from xfusion_bluesky.errors import (
+    InvalidInputError,
+    RunNotFusableError,
+    XFusionError,
+)
 from xfusion_bluesky.fusion import fuse_iter, normalize_attention
 from xfusion_bluesky.fusion.alignment import (
     FieldRegistration,
@@ -45,9 +60,6 @@ from xfusion_bluesky.stored_format import raw_start_v1
 __all__ = ["DEFAULT_METHOD", "fuse_run"]
 
 logger = logging.getLogger(__name__)
-
-#: Method used when neither the caller nor the raw run's start document names one.
-DEFAULT_METHOD = "edvr_stf"
 
 
 def fuse_run(
@@ -62,6 +74,7 @@ def fuse_run(
     batch_size: int | None = None,
     progress: bool = False,
     stale_after_s: float = STALE_AFTER_S,
+    wait_s: float = 0.0,
 ) -> FusedRun:
     """Fuse raw run ``raw_uid`` and write the result to Tiled as a derived run.
 
@@ -90,20 +103,31 @@ def fuse_run(
     stale_after_s : float
         An unfinished derived run this old, written by a process that cannot be
         checked, is replaced.
+    wait_s : float
+        How long to wait for the stop document of a run still being recorded;
+        0: do not wait.
 
     Returns
     -------
     FusedRun
-        The derived run: new, or the existing one. ``status`` is ``"success"`` or
-        ``"failed"`` (with ``reason``).
+        The derived run: new, or the existing one. ``status`` is ``"success"``
+        (every complete burst fused; ``missing_bursts`` in its outcome lists the
+        others, and ``reason`` sums them up) or ``"failed"`` (with ``reason``).
 
     Raises
     ------
     KeyError
-        No raw run ``raw_uid`` (nothing is recorded).
+        No raw run ``raw_uid``.
+    RunNotFinishedError
+        The raw run has no stop document (after ``wait_s``).
+    InvalidInputError
+        A usage error: ``model`` does not exist or does not fit ``method``, an
+        unknown method, a model for a method without one.
+
+    Nothing is written to the catalog when this raises.
     """
     catalogs = open_catalogs(target)
-    node = catalogs.raw[raw_uid]
+    node = wait_for_stop(catalogs.raw, raw_uid, wait_s)
     try:
         raw_start = raw_start_v1(dict(node.start))
         format_error: ValueError | None = None
@@ -111,7 +135,7 @@ def fuse_run(
         raw_start, format_error = dict(node.start), err
     full_uid = str(raw_start["uid"])
     requested = raw_start.get("fusion") or {}
-    method = method or requested.get("method") or DEFAULT_METHOD
+    method = method or requested_method(raw_start)
     separation = int(lr_separation or requested.get("lr_separation") or 1)
 
     fusion: dict[str, Any] = {
@@ -126,6 +150,12 @@ def fuse_run(
     try:
         loaded = load_network(method, model, device=device)
         load_error: BaseException | None = None
+    except (InvalidInputError, TypeError):
+        raise  # the caller's arguments: not the run's outcome
+    except FileNotFoundError as err:
+        if model is not None:
+            raise InvalidInputError(f"model={os.fspath(model)!r}: {err}") from err
+        loaded, load_error = None, err  # the shipped weights are not installed
     except Exception as err:
         loaded, load_error = None, err
     model_info = (
@@ -172,13 +202,23 @@ def fuse_run(
         raw_start=raw_start,
     )
     writer.open()
+    writer.missing_bursts.extend(run.missing)
+    last_error: RunNotFusableError | None = None
     try:
         for k in range(run.num_bursts):
+            try:  # a burst that cannot be read is left out, not the whole run
+                burst = run.burst(k)
+                _check_shapes(run, burst.lr.shape[1:], burst.hr.shape[1:], k)
+            except RunNotFusableError as err:
+                logger.warning("raw run %s: burst %d left out: %s", full_uid, k, err)
+                writer.missing_bursts.append({"burst": k, "reason": _one_line(err)})
+                last_error = err
+                continue
             writer.bursts.append(
                 _fuse_burst(
                     writer,
                     run,
-                    k,
+                    burst,
                     registration,
                     method=method,
                     network=loaded.network,
@@ -188,16 +228,43 @@ def fuse_run(
                     progress=progress,
                 )
             )
-        writer.close()
+        writer.missing_bursts.sort(key=lambda item: int(item["burst"]))
+        summary = _missing_summary(writer.missing_bursts, run)
+        if writer.bursts:
+            writer.close(reason=summary)
+        else:
+            writer.fail(summary, short_traceback(last_error) if last_error else None)
     except Exception as err:
         writer.fail(_reason(err), short_traceback(err))
     return FusedRun.open(catalogs, writer.uid)
 
 
+def _missing_summary(missing: list[dict[str, Any]], run: RawRun) -> str:
+    """One line on the bursts left out; "" for a complete fusion of a complete run."""
+    total = run.num_bursts + len(run.missing)
+    if not missing:
+        if run.exit_status == "success":
+            return ""
+        why = f" ({run.stop['reason']})" if run.stop.get("reason") else ""
+        return (
+            f"the raw run ended with exit_status {run.exit_status!r}{why}: "
+            f"fused the {total} burst(s) it recorded"
+        )[:300]
+    fused = total - len(missing)
+    if len(missing) == 1 and total == 1:
+        return str(missing[0]["reason"])
+    first = missing[0]
+    more = f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""
+    return (
+        f"fused {fused} of {total} bursts; burst {first['burst']}: "
+        f"{first['reason']}{more}"
+    )[:300]
+
+
 def _fuse_burst(
     writer: DerivedRunWriter,
     run: RawRun,
-    k: int,
+    burst: RawBurst,
     registration: FieldRegistration,
     *,
     method: str,
@@ -207,9 +274,8 @@ def _fuse_burst(
     batch_size: int | None,
     progress: bool,
 ) -> dict[str, Any]:
-    """Fuse burst ``k`` into ``writer``; return what the derived run records of it."""
-    burst = run.burst(k)
-    _check_shapes(run, burst.lr.shape[1:], burst.hr.shape[1:], k)
+    """Fuse ``burst`` into ``writer``; return what the derived run records of it."""
+    k = burst.index
     alignment = align_hr_times(
         burst.lr_times_s,
         burst.hr_times_s,

@@ -8,11 +8,14 @@
 ``XFUSION_TILED_API_KEY``  its API key
 ``XFUSION_BEAMLINE``       ``sim`` (default) or ``epics``: what the profile builds
 ``XFUSION_IOC_PREFIX``     PV prefix of the EPICS beamline (default ``XF:XFUSION:``)
-``XFUSION_HDF5_DIR``       where the cameras write HDF5 (default ``$XFUSION_DATA/hdf5``)
+``XFUSION_HDF5_DIR``       where the cameras write HDF5 (default ``$XFUSION_DATA/hdf5``;
+                           when set, it wins over a data directory given in code)
 ``XFUSION_SCENE``          scene family of the simulated event (default the
                            scene generator's default)
 ``XFUSION_FUSION``         automatic fusion in the profile: ``process`` (default,
                            a worker process), ``thread`` or ``off``
+``XFUSION_ROI``            ROI and rate preset of the profile's beamline: ``small``
+                           (default), ``full`` or ``demo`` (``beamline.ROI_PRESETS``)
 ``XFUSION_VALIDATION``     folder holding the real validation radiographs
                            (``savu_i13_projections/``); not shipped: unset, the
                            evaluation skips them
@@ -59,8 +62,15 @@ class Settings:
         Scene family of the simulation (None: the generator's default).
     fusion : str
         ``"process"``, ``"thread"`` or ``"off"``: how the profile fuses runs.
+    fusion_api_key : str or None
+        API key of the fusion worker (``XFUSION_FUSION_API_KEY``) on a server with
+        one key per role (``serve --roles``); None: the beamline's key.
     validation_dir : Path or None
         Folder of the real validation radiographs; None when not available.
+    roi : str
+        ROI preset name (``XFUSION_ROI``); ``setup`` checks it against its presets.
+    hdf5_dir_set : bool
+        ``XFUSION_HDF5_DIR`` was given (see :meth:`hdf5_dir_for`).
     """
 
     data_dir: Path
@@ -71,7 +81,21 @@ class Settings:
     ioc_prefix: str
     scene_family: str | None
     fusion: str = "process"
+    fusion_api_key: str | None = None
     validation_dir: Path | None = None
+    roi: str = "small"
+    hdf5_dir_set: bool = False
+
+    def hdf5_dir_for(self, data_dir: str | Path | None) -> Path:
+        """Return where the cameras write when code chose ``data_dir``.
+
+        ``XFUSION_HDF5_DIR``, when set, wins: it names a place the Tiled server can
+        read, which a data directory chosen in code does not change. Otherwise
+        ``data_dir/hdf5``, or :attr:`hdf5_dir` when ``data_dir`` is None.
+        """
+        if self.hdf5_dir_set or data_dir is None:
+            return self.hdf5_dir
+        return Path(data_dir).expanduser() / "hdf5"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +130,9 @@ class Settings:
             ioc_prefix=env.get("XFUSION_IOC_PREFIX") or DEFAULT_IOC_PREFIX,
             scene_family=env.get("XFUSION_SCENE") or None,
             fusion=fusion,
+            fusion_api_key=env.get("XFUSION_FUSION_API_KEY") or None,
+            roi=env.get("XFUSION_ROI", "small").strip().lower() or "small",
+            hdf5_dir_set=bool(env.get("XFUSION_HDF5_DIR")),
             validation_dir=(
                 Path(env["XFUSION_VALIDATION"]).expanduser()
                 if env.get("XFUSION_VALIDATION")

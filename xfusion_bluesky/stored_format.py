@@ -23,8 +23,9 @@ __all__ = [
 
 #: Start-document key holding the format version of raw and derived runs.
 FORMAT_KEY = "xfusion_format"
-#: The version this code writes.
-FORMAT_VERSION = 1
+#: The version this code writes. 2 adds the derived run's ``outcome.missing_bursts``
+#: and the orphan marker (``fusion.orphaned``); raw runs are as in 1.
+FORMAT_VERSION = 2
 #: Start-document keys that link a derived run to its raw run: v1, then v0.
 DERIVED_LINK_KEYS = ("raw_uid", "derived_from")
 

@@ -1,6 +1,5 @@
 """RunEngine, Tiled (embedded or XFUSION_TILED_URL) and devices (XFUSION_BEAMLINE)."""
 
-import atexit
 import logging
 
 import bluesky.plan_stubs as bps  # noqa: F401  (for the user)
@@ -14,7 +13,10 @@ logging.basicConfig(
 )
 logging.getLogger("xfusion_bluesky").setLevel(logging.INFO)
 
-bl = setup()  # XFUSION_BEAMLINE=sim (default) or epics; see xfusion_bluesky.settings
-atexit.register(bl.close)
+# XFUSION_BEAMLINE=sim (default) or epics, XFUSION_ROI=small (default), full or demo;
+# see xfusion_bluesky.settings. bl closes itself when the session ends (exit, end of
+# input, Ctrl-C): its worker stops, and runs it had not fused yet are caught up on
+# by the next session's worker.
+bl = setup()
 RE = bl.RE
 raw = bl.tiled  # raw runs: raw[-1], raw[uid], raw["1a2b3c"]

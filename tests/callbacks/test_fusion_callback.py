@@ -105,3 +105,41 @@ def test_worker_options_are_checked(mode):
         FusionWorker("http://h/api/v1", mode="gpu")
     with pytest.raises(ValueError, match="tiled_uri must be"):
         FusionWorker(None, mode=mode)  # a client cannot cross to a process
+
+
+class GaveUp(Recorder):
+    accepting = False
+    state = "gave_up"
+    error = "the fusion worker process died 4 times within an hour"
+
+
+def test_a_worker_that_takes_no_runs_gets_none_and_the_log_says_why(caplog):
+    worker = GaveUp()
+    callback = FusionCallback(worker)
+    with caplog.at_level(logging.INFO, logger="xfusion_bluesky"):
+        _run(callback, "a1b2c3d4-run", start_md=REQUESTED)
+    assert worker.uids == []
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert "run a1b2c3d4 finished but the fusion worker is gave_up" in message
+    assert "died 4 times" in message
+    assert "bl.start_fusion()" in message
+    assert "queued" not in message.replace("not queued", "")
+
+
+def test_the_worker_logs_one_line_per_outcome(caplog):
+    from xfusion_bluesky.callbacks.child import log_outcome
+    from xfusion_bluesky.callbacks.loop import FusionOutcome
+
+    with caplog.at_level(logging.INFO, logger="xfusion_bluesky"):
+        log_outcome(FusionOutcome("a1b2c3d4-raw", "success", "e5f6a7b8-d", wall_s=41.2))
+        log_outcome(FusionOutcome("b1b2c3d4-raw", "failed", reason="no HS frames"))
+    success, failed = caplog.records
+    assert success.levelno == logging.INFO
+    assert success.getMessage() == (
+        "fusion of raw run a1b2c3d4: success, derived run e5f6a7b8 "
+        "in 41.2 s (submitted)"
+    )
+    assert failed.levelno == logging.WARNING
+    assert failed.getMessage().endswith("failed in 0.0 s (submitted): no HS frames")

@@ -140,3 +140,20 @@ def test_a_set_stop_or_a_gone_parent_ends_the_loop_before_its_jobs(tiled, write_
     orphaned = run_loop(tiled, uid, parent_pid=os.getpid(), catch_up=False)
     assert stopped == orphaned == [("caught_up", None)]
     assert run_loop(tiled, uid, catch_up=False)[1][1].raw_uid == uid
+
+
+def test_an_unfinished_run_is_not_marked_orphaned_before_its_timeout(
+    tiled, catalogs, since, write_run
+):
+    from xfusion_bluesky.catalog.orphans import ORPHAN_AFTER_S, orphaned_runs
+
+    unfinished = write_run(finished=False)
+    assert WorkerConfig(tiled.uri).orphan_after_s == ORPHAN_AFTER_S
+    assert unfinished not in [o.raw_uid for o in results(run_loop(tiled, since=since))]
+    assert orphaned_runs(catalogs, since=since) == []
+    late = time.time() + 2 * ORPHAN_AFTER_S
+    (found,) = orphaned_runs(catalogs, since=since, now=late)
+    assert found[0] == unfinished
+    # orphan_after_s=None never marks.
+    events = run_loop(tiled, since=since, orphan_after_s=None)
+    assert unfinished not in [o.raw_uid for o in results(events)]

@@ -79,17 +79,18 @@ def test_catch_up_fuses_each_missed_run_of_the_window_once(tiled, since, write_r
 
 def test_close_stops_the_loop_once_and_for_good(tiled, write_run):
     worker = FusionWorker(tiled.uri, catch_up=False, **THREAD)
-    assert "idle" in repr(worker)
+    assert "thread new on" in repr(worker)
     worker.start()
     assert worker.is_alive()
-    assert "alive" in repr(worker)
+    assert worker.state in ("starting", "idle")
+    assert f"thread {worker.state} on" in repr(worker)
     with pytest.raises(RuntimeError, match="started already"):
         worker.start()
     worker.close()
     worker.close()  # a second close is a no-op
     assert not worker.is_alive()
-    assert "closed" in repr(worker)
-    worker.submit(write_run())  # queued, but nobody takes it
+    assert "thread stopped on" in repr(worker)
+    worker.submit(write_run())  # dropped with a warning: nobody would take it
     assert not worker.wait_idle(1)
     assert worker.results == []
     with pytest.raises(RuntimeError, match="closed: make a new one"):

@@ -1,7 +1,9 @@
+import itertools
+
 import numpy as np
 import pytest
 
-from xfusion_bluesky.catalog.burst import load_burst
+from xfusion_bluesky.catalog.burst import load_burst, panel_labels
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.metrics import psnr
 from xfusion_bluesky.pipeline import fuse_run
@@ -24,8 +26,8 @@ def test_burst_panel_shows_the_frames_fusion_used(fused):
     panel = burst.panel(57)
     labels = [label for label, _ in panel.images]
     assert labels[0].startswith("UHS frame 57")
-    assert labels[1] == "fused (bicubic)"
-    assert labels[2].startswith("nearest HS frame (#4, at UHS frame 64, Δ = -7)")
+    assert labels[1] == "fused\nbicubic"
+    assert labels[2] == "nearest HS frame #4\nat UHS frame 64, Δ = -7"
     np.testing.assert_array_equal(panel.images[1][1], fused.frames[57])
     np.testing.assert_array_equal(
         panel.images[2][1], fused.raw["primary"]["hs_image"][0, 4]
@@ -72,3 +74,46 @@ def test_a_failed_run_has_no_burst(tiled, RE, sim_devices, tmp_path):
     failed = fuse_run(tiled.client, uid, model=broken)
     with pytest.raises(InvalidInputError, match=r"is failed .*no fused burst"):
         load_burst(failed, 0)
+
+
+@pytest.mark.slow
+def test_show_panel_keeps_every_title_inside_the_figure(fused_sim_run, monkeypatch):
+    """The third frame's title used to be cut off at the figure's right edge."""
+    from xfusion_bluesky.evaluation import panels
+
+    drawn = []
+    monkeypatch.setattr(panels, "_save_png", lambda fig, path, dpi: drawn.append(fig))
+    burst = load_burst(fused_sim_run, 0)
+    panel = burst.panel(burst.default_frame())
+    # The longest titles a 256-frame burst gives, on this burst's frames.
+    labels = panel_labels(255, "edvr_stf", 15, 240)
+    images = [
+        (label, image) for label, (_, image) in zip(labels, panel.images, strict=True)
+    ]
+    panels.frame_panel(
+        "unused.png",
+        images,
+        series=burst.series,
+        ref_time_us=panel.time_us,
+        title=panel.title.replace(fused_sim_run.uid[:8], "f" * 8),
+    )
+    (fig,) = drawn
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    titles = [ax.title for ax in fig.axes if ax.get_title()] + [fig._suptitle]
+    assert len(titles) == 4
+    for text in titles:
+        extent = text.get_window_extent(renderer)
+        assert box.x0 <= extent.x0, text.get_text()
+        assert extent.x1 <= box.x1, text.get_text()
+        assert box.y0 <= extent.y0, text.get_text()
+        assert extent.y1 <= box.y1, text.get_text()
+    # Neither do the frames' titles run into each other.
+    image_titles = sorted(
+        (ax.title.get_window_extent(renderer) for ax in fig.axes[:3]),
+        key=lambda e: e.x0,
+    )
+    for left, right in itertools.pairwise(image_titles):
+        assert left.x1 <= right.x0
+    panels.agg_pyplot().close(fig)

@@ -83,3 +83,31 @@ def test_mp4_needs_ffmpeg_and_says_so(fused, tmp_path, monkeypatch):
     assert not (tmp_path / "a.mp4").exists()
     with pytest.raises(InvalidInputError, match="fps must be > 0"):
         export_fused(fused, tmp_path / "a.mp4", fps=0)
+
+
+@pytest.mark.parametrize("format", ["h5", "tiff", "png", "mp4"])
+@pytest.mark.parametrize("under", ["x", "deeper/x"])
+def test_an_output_under_a_file_names_the_file_that_is_in_the_way(
+    fused, tmp_path, format, under
+):
+    """``--out /etc/passwd/x.h5`` used to say only "File exists"."""
+    blocker = tmp_path / "passwd"
+    blocker.write_text("not a folder")
+    out = blocker / under
+    with pytest.raises(InvalidInputError) as info:
+        export_fused(fused, out, format=format)
+    message = str(info.value)
+    assert f"cannot write {out}" in message
+    assert f"{blocker} is a file, not a folder" in message
+    assert blocker.read_text() == "not a folder"  # nothing lost
+
+
+def test_an_output_folder_without_write_permission_is_named(fused, tmp_path):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):
+        pytest.skip("this user writes anywhere (root)")
+    with pytest.raises(InvalidInputError, match=f"no permission to write in {locked}"):
+        export_fused(fused, locked / "x.h5")

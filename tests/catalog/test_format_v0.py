@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xfusion_bluesky.stored_format import FORMAT_VERSION
+
 # Starting Tiled and replaying 260 documents takes ~20 s on two cores.
 pytestmark = pytest.mark.slow
 
@@ -103,7 +105,7 @@ def test_v0_raw_run_is_not_pending_and_fuses_again_in_v1(tiled, v0):
     assert again.uid == v0["starts"][0]["uid"]  # same fusion key: not redone
     fresh = fuse_run(tiled, v0["raw_uid"], method="bicubic", force=True)
     assert fresh.status == "success", fresh.reason
-    assert fresh.metadata["xfusion_format"] == 1
+    assert fresh.metadata["xfusion_format"] == FORMAT_VERSION
     assert fresh.metadata["raw_uid"] == v0["raw_uid"]
     np.testing.assert_array_equal(fresh.frames[:], v0["frames"])
     np.testing.assert_array_equal(fresh.hs_before, again.hs_before)

@@ -36,6 +36,17 @@ def test_failed_fusion_exits_1_with_the_reason(raw_uid, server, tmp_path, capsys
     assert "reason       the model for 'edvr_stf' does not load" in out
 
 
+def test_a_model_that_does_not_exist_is_a_usage_error(
+    raw_uid, server, tiled, tmp_path, capsys
+):
+    argv = ["fuse", raw_uid, "--model", str(tmp_path / "nope.pth"), *server]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "--model" in capsys.readouterr().err
+    assert find_derived(tiled.client, raw_uid) == []  # nothing written
+
+
 def test_unknown_uid_is_explained_without_the_key(tiled, server, capsys):
     assert main(["fuse", "0000dead", *server]) == 1
     err = capsys.readouterr().err

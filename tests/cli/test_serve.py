@@ -15,7 +15,7 @@ from xfusion_bluesky.errors import InvalidInputError
 
 
 def test_config_needs_a_key_and_accepts_postgresql(tmp_path):
-    with pytest.raises(InvalidInputError, match="api_key is required"):
+    with pytest.raises(InvalidInputError, match="an API key is required"):
         server_config(data_dir=tmp_path, hdf5_dir=tmp_path, api_key="")
     config = server_config(
         data_dir=tmp_path,

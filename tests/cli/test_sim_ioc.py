@@ -1,3 +1,4 @@
+import select
 import subprocess
 import sys
 
@@ -27,10 +28,19 @@ def test_sim_ioc_verb_serves_channel_access(ca_spare_port):
     ]
     ioc = subprocess.Popen(
         [*command, "--port", ca_spare_port],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
+        # It says when it serves: one line, with the prefix, the PVs and the port.
+        ready, _, _ = select.select([ioc.stdout], [], [], 60)
+        assert ready, "sim-ioc printed nothing within 60 s"
+        line = ioc.stdout.readline()
+        assert line.startswith("sim IOC XF:CLI: serves "), line
+        count = int(line.split(" serves ")[1].split()[0])
+        assert count > 50, line
+        assert f"port {ca_spare_port}" in line
         rate = EpicsSignal("XF:CLI:UHS:cam1:AcquirePeriod_RBV", name="rate")
         rate.wait_for_connection(timeout=30)
         assert rate.get() == pytest.approx(1 / 1.2e6)  # the power-on default
@@ -41,3 +51,4 @@ def test_sim_ioc_verb_serves_channel_access(ca_spare_port):
     finally:
         ioc.terminate()
         ioc.wait(10)
+        ioc.stdout.close()

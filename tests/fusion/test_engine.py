@@ -227,6 +227,8 @@ BAD_ARRAYS = [
         InvalidInputError,
         "hr contains NaN or inf",
     ),
+    (lambda lr, hr, i: (lr * 1e300, hr, i), InvalidInputError, "lr holds values in"),
+    (lambda lr, hr, i: (lr, (hr - 0.5) * 3e38, i), InvalidInputError, "beyond what"),
     (lambda lr, hr, i: (lr + 0j, hr, i), TypeError, "lr must hold real numbers"),
     (lambda lr, hr, i: (lr, hr > 0.5, i), TypeError, "hr must hold real numbers"),
     (lambda lr, hr, i: (lr.astype(str), hr, i), TypeError, "lr must hold real"),
@@ -265,6 +267,12 @@ def test_lr_separation_must_be_below_the_number_of_frames(rng):
     lr, hr, _ = _arrays(rng)
     with pytest.raises(InvalidInputError, match="smaller than the number of LR"):
         fuse(lr[:3], hr, [0, 2], method="bicubic", lr_separation=3)
+
+
+def test_a_single_frame_is_refused_with_a_clear_message(rng):
+    lr, hr, _ = _arrays(rng)
+    with pytest.raises(InvalidInputError, match=r"needs at least 2 LR frames.*got 1"):
+        fuse(lr[:1], hr[:1], [0], method="bicubic")
 
 
 def test_fuse_iter_checks_input_before_the_first_frame(rng):

@@ -111,6 +111,12 @@ def test_bad_lr_separation_is_rejected(separation, error, match):
         plan_windows(3, [0], lr_separation=separation)
 
 
+def test_one_lr_frame_is_not_blamed_on_the_separation():
+    with pytest.raises(InvalidInputError, match="at least 2 LR frames") as info:
+        plan_windows(1, [0], lr_separation=1)
+    assert "smaller separation" not in str(info.value)
+
+
 def test_normalize_attention_divides_by_backward_score_at_each_hr_frame():
     backward = [2.0, 1.0, 0.5, 4.0, 2.0, 1.0]
     forward = [0.5, 1.0, 1.5, 1.0, 2.0, 4.0]

@@ -3,6 +3,7 @@ import pytest
 
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.plans.dual_camera import dual_camera_scan
+from xfusion_bluesky.stored_format import FORMAT_VERSION
 
 
 def test_scan_lands_in_tiled_bit_identical(RE, tiled, sim_devices, recorded):
@@ -26,7 +27,7 @@ def test_start_document_holds_what_fusion_needs(RE, tiled, sim_devices):
     assert start["plan_name"] == "dual_camera_scan"
     assert start["operator"] == "ada"
     assert start["detectors"] == ["uhs", "hs"]
-    assert start["xfusion_format"] == 1
+    assert start["xfusion_format"] == FORMAT_VERSION
     assert start["uhs"]["frame_rate_hz"] == 2e6
     assert start["uhs"]["frames_per_burst"] == 128
     assert start["hs"]["frames_per_burst"] == 8

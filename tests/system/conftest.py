@@ -72,6 +72,17 @@ def burst():
 @pytest.fixture
 def write_raw_run(tiled, hdf5_dir):
     """Return ``write(**options) -> uid`` writing a raw dual-camera run to Tiled."""
+    return make_raw_run_writer(tiled.raw, hdf5_dir)
+
+
+def make_raw_run_writer(raw: Any, hdf5_dir: Path):
+    """Return ``write(**options) -> uid`` writing raw dual-camera runs into ``raw``.
+
+    ``write.files[uid]`` maps each image data key to its HDF5 file, for tests
+    that damage a file after the scan; ``write.stop[uid]()`` writes the stop
+    document of a run written with ``with_stop=False``. Tests outside this
+    folder load this module by path (its fixtures are not theirs).
+    """
     from bluesky_tiled_plugins import TiledWriter
     from event_model import compose_run
     from event_model.documents.stream_datum import StreamRange
@@ -91,8 +102,9 @@ def write_raw_run(tiled, hdf5_dir):
         hr_shape_in_md: tuple[int, int] | None = None,
         with_stop: bool = True,
         xfusion_format: int = 1,
+        stop_reason: str = "",
     ) -> str:
-        writer = TiledWriter(tiled.raw, batch_size=1, max_array_size=0)
+        writer = TiledWriter(raw, batch_size=1, max_array_size=0)
         lr_md = _camera_block("uhs", lr, float(lr_times[1] - lr_times[0]), 10)
         hr_md = _camera_block("hs", hr, 8e-6, 12)
         if hr_shape_in_md is not None:
@@ -116,9 +128,11 @@ def write_raw_run(tiled, hdf5_dir):
         writer("start", bundle.start_doc)
         data_keys: dict[str, Any] = {}
         resources = {}
+        paths: dict[str, Path] = {}
         tag = uuid.uuid4().hex[:8]
         for key, frames in (("uhs_image", lr), ("hs_image", hr)):
             path = Path(hdf5_dir) / f"{key}_{tag}.h5"
+            paths[key] = path
             _write_hdf5(path, [frames] * num_bursts)
             data_keys[key] = {
                 "source": "test",
@@ -157,8 +171,22 @@ def write_raw_run(tiled, hdf5_dir):
             data = {"uhs_frame_times_s": lr_times, "hs_frame_times_s": hr_times}
             event = desc.compose_event(data=data, timestamps=dict.fromkeys(data, 0.0))
             writer("event", event)
-        if with_stop:
-            writer("stop", bundle.compose_stop(exit_status=exit_status, reason=""))
-        return str(bundle.start_doc["uid"])
+        uid = str(bundle.start_doc["uid"])
+        files[uid] = paths
 
+        def stop() -> None:
+            writer(
+                "stop", bundle.compose_stop(exit_status=exit_status, reason=stop_reason)
+            )
+
+        if with_stop:
+            stop()
+        else:
+            stoppers[uid] = stop
+        return uid
+
+    files: dict[str, dict[str, Path]] = {}
+    stoppers: dict[str, Any] = {}
+    write.files = files  # type: ignore[attr-defined]
+    write.stop = stoppers  # type: ignore[attr-defined]
     return write

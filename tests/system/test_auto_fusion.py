@@ -120,13 +120,12 @@ def test_thread_worker_records_a_failed_run_and_fuses_the_next(
         (uid,) = RE(dual_camera_scan())
         assert worker.wait_idle(120)
     finally:
-        worker.close()
-        for token in bl._tokens:
-            RE.unsubscribe(token)
+        bl.stop_fusion()
+    assert worker.state == "stopped"
     failed = fetch_fused(tiled.raw, failed_uid)
     assert failed.status == "failed"
     assert "exit_status 'fail'" in failed.reason
-    assert "not fused" in failed.reason
+    assert "recorded no bursts" in failed.reason
     assert fetch_fused(tiled.raw, uid).status == "success"
     assert [r.status for r in worker.results] == ["failed", "success"]
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from xfusion_bluesky.stored_format import FORMAT_VERSION
+
 
 def _fuse(tiled, uid, **kwargs):
     from xfusion_bluesky.pipeline import fuse_run
@@ -118,10 +120,12 @@ def test_a_run_in_a_newer_stored_format_is_recorded_as_not_readable(
     tiled, write_raw_run, burst
 ):
     arrays = {k: burst[k] for k in ("lr", "hr", "lr_times", "hr_times")}
-    uid = write_raw_run(**arrays, xfusion_format=2)
+    newer = FORMAT_VERSION + 1
+    uid = write_raw_run(**arrays, xfusion_format=newer)
     reason = _failure(tiled, uid)
-    assert "xfusion_format=2, newer than this xfusion-bluesky reads (1)" in reason
-    assert tiled.raw[uid].start["xfusion_format"] == 2  # left as written
+    expected = f"xfusion_format={newer}, newer than this xfusion-bluesky reads"
+    assert f"{expected} ({FORMAT_VERSION})" in reason
+    assert tiled.raw[uid].start["xfusion_format"] == newer  # left as written
 
 
 @pytest.mark.slow
@@ -154,15 +158,6 @@ def test_every_failure_is_recorded_and_the_next_run_still_fuses(
     uid = write_raw_run(**{**arrays, "lr": nan_lr})
     reasons["nan"] = _failure(tiled, uid)
 
-    uid = write_raw_run(**arrays, exit_status="abort")
-    reasons["aborted"] = _failure(tiled, uid)
-
-    uid = write_raw_run(**arrays, announced_bursts=3)
-    reasons["truncated"] = _failure(tiled, uid)
-
-    uid = write_raw_run(**arrays, with_stop=False)
-    reasons["no stop"] = _failure(tiled, uid)
-
     bad_model = Path(hdf5_dir) / "not_a_model.pth"
     bad_model.write_bytes(b"this is not a checkpoint")
     uid = write_raw_run(**arrays, method="edvr_stf")
@@ -174,9 +169,6 @@ def test_every_failure_is_recorded_and_the_next_run_still_fuses(
         "registration": "does not fit",
         "shape": "start document says",
         "nan": "NaN",
-        "aborted": "abort",
-        "truncated": "truncated",
-        "no stop": "no stop document",
         "model": "does not load",
     }
     for case, word in expected_words.items():
@@ -185,6 +177,19 @@ def test_every_failure_is_recorded_and_the_next_run_still_fuses(
 
     uid = write_raw_run(**arrays)
     assert _fuse(tiled, uid).status == "success"
+
+
+def test_usage_errors_raise_and_write_nothing(tiled, write_raw_run, burst, tmp_path):
+    from xfusion_bluesky.catalog import find_derived
+    from xfusion_bluesky.errors import InvalidInputError
+
+    uid = write_raw_run(**{k: burst[k] for k in ("lr", "hr", "lr_times", "hr_times")})
+    absent = tmp_path / "absent.pth"
+    with pytest.raises(InvalidInputError, match=r"absent\.pth"):
+        _fuse(tiled, uid, method="edvr_stf", model=absent)
+    with pytest.raises(InvalidInputError, match="takes no model"):
+        _fuse(tiled, uid, method="bicubic", model=absent)
+    assert find_derived(tiled.raw, uid) == []
 
 
 @pytest.mark.slow

@@ -6,6 +6,22 @@ import pytest
 STARTUP = Path(__file__).parents[2] / "profile" / "startup"
 
 
+@pytest.fixture(autouse=True)
+def _session_server_keeps_its_key():
+    """Put back the API key Tiled held before the profile started its own server.
+
+    Tiled keeps one settings object per process and each new server writes its
+    key there: without this, the session's server refuses its own key (401) in
+    every later test.
+    """
+    from tiled.server.settings import get_settings
+
+    settings = get_settings()
+    key = settings.single_user_api_key
+    yield
+    settings.single_user_api_key = key
+
+
 @pytest.mark.slow
 def test_profile_startup_then_dual_camera_scan(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XFUSION_DATA", str(tmp_path))

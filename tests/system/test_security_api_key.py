@@ -104,6 +104,6 @@ def test_worker_with_the_key_fuses_and_writes(facility, hdf5_dir, sim_devices):
             assert not keyless.wait_idle(60)
             keyless.close()
             gc.collect()
-        assert "requires API key authentication" in keyless.error
+        assert "requires an API key: pass --api-key KEY" in keyless.error
     finally:
         connection.close()

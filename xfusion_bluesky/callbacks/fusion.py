@@ -6,8 +6,10 @@ a 0MQ ``RemoteDispatcher`` and does two cheap things per run: it notes at
 at ``stop`` queues the uid with a non-blocking put. Everything else — reading the
 run back from Tiled, fusing, writing the derived run — happens in the worker, off
 the RunEngine's thread. A run that did not end with ``exit_status="success"`` is
-handed over too: the worker records a ``failed`` derived run that says why it
-was not fused, so that decision is found where a result would be.
+handed over too: the worker fuses the bursts it recorded and lists the missing
+ones in the derived run (or records a ``failed`` one when none was recorded),
+so that decision is found where a result would be. A worker that
+can take no runs (stopped, gave up) gets none: the callback says so in a warning.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ MAX_OPEN_RUNS = 1000
 
 
 class Submitter(Protocol):
-    """What the callback hands uids to: a :class:`~.worker.FusionWorker`."""
+    """What the callback hands uids to: a :class:`~.worker.FusionWorker`.
+
+    One with ``accepting`` (and ``state``, ``error``) is asked first whether it
+    will take the run.
+    """
 
     def submit(self, uid: str) -> None:
         """Queue raw run ``uid`` for fusion without blocking."""
@@ -100,13 +106,29 @@ class FusionCallback:
             logger.debug("run %s: start not seen, not handed over", uid[:8])
             return
         status = doc.get("exit_status")
+        if not getattr(self.worker, "accepting", True):
+            self._refused(uid)
+            return
         self.worker.submit(uid)
         if status == "success":
             logger.info("run %s finished: queued for fusion", uid[:8])
         else:
-            # Not fused; the worker writes that decision as a failed derived run.
+            # The worker fuses what was recorded and lists the missing bursts.
             logger.info(
-                "run %s ended with exit_status %r: queued to record it as not fused",
+                "run %s ended with exit_status %r: queued for its recorded bursts",
                 uid[:8],
                 status,
             )
+
+    def _refused(self, uid: str) -> None:
+        state = getattr(self.worker, "state", "unavailable")
+        error = getattr(self.worker, "error", None)
+        logger.warning(
+            "run %s finished but the fusion worker is %s%s: not queued. Start "
+            "automatic fusion again (bl.start_fusion(); it catches up on this "
+            "run) or fuse it by hand (xfusion-bluesky fuse %s)",
+            uid[:8],
+            state,
+            f" ({error})" if error else "",
+            uid[:8],
+        )

@@ -5,7 +5,11 @@ in a child process or a thread alike. It connects to Tiled by URI (a process can
 inherit a client), fuses every fusion-requested raw run that has no finished derived
 run yet (:func:`~xfusion_bluesky.catalog.progress.pending_runs`: after a crash
 nothing is lost), then takes uids from its queue and looks again every ``poll_s``
-seconds in case a notification went missing. Each run goes through
+seconds in case a notification went missing. Each catch-up first replays the
+raw runs' backups left by a Tiled outage (``backup_dir``), then marks raw runs
+without a stop document for longer than ``orphan_after_s`` as orphaned (a
+``failed`` derived run; see :mod:`~xfusion_bluesky.catalog.orphans`), so every
+run reaches an outcome. Each run goes through
 :func:`~xfusion_bluesky.pipeline.fuse_run` inside ``try/except``: a bad run becomes
 a ``failed`` derived run (or, when Tiled itself fails, a logged error) and the loop
 goes on. What happened to each run is reported through
@@ -24,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from xfusion_bluesky.callbacks.fusion import fusion_requested
+from xfusion_bluesky.catalog.backup import backup_path, replay_all
 from xfusion_bluesky.catalog.connect import redact
+from xfusion_bluesky.catalog.orphans import ORPHAN_AFTER_S, mark_orphan, orphaned_runs
 from xfusion_bluesky.catalog.progress import pending_runs
 
 __all__ = [
@@ -89,6 +95,13 @@ class WorkerConfig:
         ``torch.set_num_threads`` for the loop's process; None leaves torch's.
     parent_pid : int or None
         Exit when this process is gone (a child whose RunEngine died).
+    backup_dir : str or None
+        The raw runs' backup directory (``data_dir/backup``): each catch-up
+        replays the complete backups in it into Tiled. None: none replayed.
+    orphan_after_s : float or None
+        A fusion-requested raw run with no stop document this long after its
+        start, and no backup in ``backup_dir``, is marked orphaned (a ``failed``
+        derived run). None: never marked.
     """
 
     tiled_uri: str
@@ -103,6 +116,8 @@ class WorkerConfig:
     stop_wait_s: float = 30.0
     torch_threads: int | None = None
     parent_pid: int | None = None
+    backup_dir: str | None = None
+    orphan_after_s: float | None = ORPHAN_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,8 @@ class FusionOutcome:
         ``"submitted"``, ``"catch-up"`` or ``"poll"``.
     job : int or None
         Sequence number of a submitted job.
+    frames : int or None
+        Fused frames written, when a derived run records them.
     """
 
     raw_uid: str
@@ -137,6 +154,7 @@ class FusionOutcome:
     wall_s: float = 0.0
     trigger: str = "submitted"
     job: int | None = None
+    frames: int | None = None
 
 
 def serve(config: WorkerConfig, jobs: JobQueue, stop: StopFlag, emit: Emit) -> None:
@@ -221,7 +239,10 @@ class _Loop:
         return parent is None or os.getppid() == parent
 
     def catch_up(self, trigger: str, stop: StopFlag) -> int:
-        """Fuse every pending run; return how many were tried."""
+        """Replay backups, mark orphans, fuse every pending run; return how many."""
+        self.replay_backups()
+        if self.config.orphan_after_s is not None:
+            self.mark_orphans(trigger)
         try:
             uids = pending_runs(self.catalogs, since=self.config.since)
         except Exception:  # Tiled down: the next poll tries again
@@ -235,12 +256,67 @@ class _Loop:
             self.fuse(uid, trigger=trigger)
         return len(uids)
 
+    def replay_backups(self) -> list[str]:
+        """Replay the complete raw-run backups into Tiled; return the uids."""
+        if not self.config.backup_dir:
+            return []
+        replayed = []
+        try:
+            for path, uid in replay_all(self.config.backup_dir, self.catalogs.raw):
+                logger.info("backup %s replayed (raw run %s)", path.name, uid)
+                if uid is not None:
+                    replayed.append(uid)
+        except Exception:  # Tiled or the disk: the next catch-up tries again
+            logger.exception("fusion worker could not replay the backups")
+        return replayed
+
+    def mark_orphans(self, trigger: str) -> list[FusionOutcome]:
+        """Mark raw runs with no stop document and no backup as orphaned."""
+        after_s = self.config.orphan_after_s
+        after_s = ORPHAN_AFTER_S if after_s is None else float(after_s)
+        try:
+            orphans = orphaned_runs(
+                self.catalogs, after_s=after_s, since=self.config.since
+            )
+        except Exception:  # Tiled down: the next catch-up tries again
+            logger.exception("fusion worker could not list orphaned runs")
+            return []
+        outcomes = []
+        for uid, start in orphans:
+            backup = self.config.backup_dir
+            if backup and backup_path(backup, uid).exists():
+                continue  # still being backed up: replayed once it has a stop
+            tick = time.perf_counter()
+            try:
+                derived = mark_orphan(self.catalogs, uid, start, after_s=after_s)
+            except Exception:
+                logger.exception("could not mark raw run %s as orphaned", uid)
+                continue
+            outcome = FusionOutcome(
+                raw_uid=uid,
+                status="failed",
+                derived_uid=derived,
+                reason=f"orphaned: no stop document after {after_s:g} s",
+                wall_s=time.perf_counter() - tick,
+                trigger=trigger,
+            )
+            logger.debug(
+                "raw run %s: failed -> derived run %s (%s): %s",
+                uid[:8],
+                derived[:8],
+                trigger,
+                outcome.reason,
+            )
+            self.emit("result", outcome)
+            outcomes.append(outcome)
+        return outcomes
+
     def fuse(self, uid: str, *, trigger: str, job: int | None = None) -> FusionOutcome:
         """Fuse raw run ``uid`` (unless skipped); emit and return the outcome."""
         from xfusion_bluesky.pipeline import fuse_run
 
         tick = time.perf_counter()
-        derived, status, reason = None, "skipped", ""
+        derived, status, reason, frames = None, "skipped", "", None
         try:
             start = self._finished_start(uid)
             if start is None:
@@ -260,6 +336,7 @@ class _Loop:
                     batch_size=self.config.batch_size,
                 )
                 derived, status, reason = fused.uid, fused.status, fused.reason
+                frames = fused.outcome.get("frames_written")
         except KeyError:
             reason = f"no raw run {uid} in Tiled"
         except Exception as err:  # worker boundary: the next run still gets fused
@@ -273,9 +350,10 @@ class _Loop:
             wall_s=time.perf_counter() - tick,
             trigger=trigger,
             job=job,
+            frames=None if frames is None else int(frames),
         )
-        log = logger.info if status in ("success", "running") else logger.warning
-        log(
+        # The parent says it at INFO (callbacks.child.log_outcome).
+        logger.debug(
             "raw run %s: %s%s in %.1f s (%s)%s",
             uid[:8],
             status,

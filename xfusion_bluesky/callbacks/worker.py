@@ -5,17 +5,16 @@
 the RunEngine's GIL) or, with ``mode="thread"``, in a daemon thread (laptops, and
 the standalone ``xfusion-bluesky worker`` that is itself the separate process).
 ``submit(uid)`` never blocks; ``wait_idle()`` waits until everything submitted has an
-outcome; ``close()`` stops it. In process mode the child's log records and outcomes
-come back through one queue and are re-emitted on this side's loggers, and a child
-that dies (killed, out of memory) is replaced by a fresh one, which catches up on
-what the dead one left.
+outcome; ``close()`` stops it; ``state`` is one of :data:`STATES`. Each outcome
+is logged on this side, one line per run. In process mode the child's log records
+and outcomes come back through one queue and are re-emitted on this side's
+loggers, and a child that dies (killed, out of memory) is replaced by a fresh one,
+which catches up on what the dead one left.
 """
 
 from __future__ import annotations
 
 import logging
-import logging.handlers
-import multiprocessing
 import os
 import queue
 import threading
@@ -23,25 +22,36 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from xfusion_bluesky.callbacks.child import child_main, close_queues
+from xfusion_bluesky.callbacks.child import (
+    RestartPolicy,
+    close_queues,
+    log_outcome,
+    open_channels,
+    spawn_child,
+)
 from xfusion_bluesky.callbacks.loop import FusionOutcome, WorkerConfig, redact, serve
+from xfusion_bluesky.catalog.orphans import ORPHAN_AFTER_S
 from xfusion_bluesky.errors import InvalidInputError
 
-__all__ = ["CATCH_UP_S", "MODES", "FusionWorker"]
+__all__ = ["CATCH_UP_S", "MODES", "STATES", "FusionWorker"]
 
 logger = logging.getLogger(__name__)
 
 #: How the worker runs.
 MODES = ("process", "thread")
+#: ``FusionWorker.state``: not started yet (``submit`` queues), connecting and
+#: catching up, waiting, a submitted run without an outcome yet; and three states
+#: that take no runs: closed, the loop ended on an error (``error`` says which),
+#: or the child died too often (see ``max_restarts``).
+STATES = ("new", "starting", "idle", "fusing", "stopped", "failed", "gave_up")
+#: States in which ``submit`` hands a run to a loop that will take it.
+ACCEPTING = STATES[:4]
 #: With ``since=None``, catch-up looks this many seconds back (7 days): a fresh
 #: worker on a facility server must not start on years of old runs (fuse those
 #: with ``fuse UID``). The CLI's ``--catch-up-s`` takes the same unit.
 CATCH_UP_S = 7 * 86400.0
 #: Seconds ``close()`` gives a terminated child to go.
 TERMINATE_WAIT_S = 5.0
-#: Child deaths counted against ``max_restarts``: those of the last hour. A run
-#: that kills every child it meets must not make the worker loop for ever.
-RESTART_WINDOW_S = 3600.0
 
 
 class FusionWorker:
@@ -79,13 +89,17 @@ class FusionWorker:
     max_restarts : int
         Process mode: replace a child that died abnormally at most this often
         per hour.
+    backup_dir : str or path, optional
+        The raw runs' backups (``data_dir/backup``): each catch-up replays the
+        complete ones into Tiled. None: none replayed.
+    orphan_after_s : float or None
+        A requested raw run still without a stop document this long (s) after
+        its start is marked orphaned (a ``failed`` derived run); None: never.
 
     Notes
     -----
-    The child is started with ``multiprocessing``'s ``spawn``, which imports the
-    main module again in the child: a script (not IPython, not the CLI) that
-    starts a process worker must keep its work under
-    ``if __name__ == "__main__":``, or use ``mode="thread"``.
+    The child is started with ``multiprocessing``'s ``spawn`` without running the
+    main module again (a script's top level or an IPython startup file).
 
     Examples
     --------
@@ -111,6 +125,8 @@ class FusionWorker:
         torch_threads: int | None = None,
         stop_wait_s: float = 30.0,
         max_restarts: int = 3,
+        backup_dir: str | os.PathLike[str] | None = None,
+        orphan_after_s: float | None = ORPHAN_AFTER_S,
     ) -> None:
         if mode not in MODES:
             raise InvalidInputError(f"mode must be one of {MODES}; got {mode!r}")
@@ -127,6 +143,7 @@ class FusionWorker:
             torch_threads = max(1, (os.cpu_count() or 1) - 1)
         self.mode = mode
         self.max_restarts = int(max_restarts)
+        self._restarts = RestartPolicy(self.max_restarts)
         #: The server and the key to pass beside it (None when the URI has it).
         self.tiled_uri, self.api_key = tiled_uri, api_key
         self._options: dict[str, Any] = {
@@ -140,6 +157,8 @@ class FusionWorker:
             "since": since,
             "poll_s": poll_s,
             "stop_wait_s": float(stop_wait_s),
+            "backup_dir": None if backup_dir is None else os.fspath(backup_dir),
+            "orphan_after_s": orphan_after_s,
             "torch_threads": torch_threads,
         }
         self.config: WorkerConfig | None = None
@@ -152,20 +171,18 @@ class FusionWorker:
         self._runner: Any = None
         self._reader: threading.Thread | None = None
         self._closed = False
-        self._deaths: list[float] = []
         self._jobs: Any = None
         self._stop: Any = None
         self._events: Any = None
         if mode == "process":
-            self._new_channels()
+            self._jobs, self._stop, self._events = open_channels()
         else:
             self._jobs = queue.Queue()
             self._stop = threading.Event()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "alive" if self.is_alive() else "idle"
         uri = redact(str(self._options["tiled_uri"]))
-        return f"<FusionWorker {self.mode} {state} on {uri}>"
+        return f"<FusionWorker {self.mode} {self.state} on {uri}>"
 
     def __enter__(self) -> FusionWorker:
         if self._runner is None:
@@ -189,6 +206,28 @@ class FusionWorker:
     def is_alive(self) -> bool:
         """Tell whether the loop is running."""
         return self._runner is not None and self._runner.is_alive()
+
+    @property
+    def state(self) -> str:
+        """One of :data:`STATES`, as things are now."""
+        with self._changed:
+            if self._restarts.gave_up:
+                return "gave_up"
+            if self._closed:
+                return "stopped"
+            if self._runner is None:
+                return "new"
+            # A dead child the reader is about to replace is "starting" again.
+            if not self.is_alive() and not self._reader_alive():
+                return "failed"
+            if not self._caught_up or not self.is_alive():
+                return "starting"
+            return "fusing" if len(self._done) < self._submitted else "idle"
+
+    @property
+    def accepting(self) -> bool:
+        """Tell whether a submitted run will be taken (states new to fusing)."""
+        return self.state in ACCEPTING
 
     def start(self) -> FusionWorker:
         """Start the loop (it catches up first); return self.
@@ -230,8 +269,15 @@ class FusionWorker:
         return self
 
     def submit(self, uid: str) -> None:
-        """Queue raw run ``uid`` for fusion; never blocks (unbounded queue)."""
+        """Queue raw run ``uid`` for fusion; never blocks (unbounded queue).
+
+        A closed worker's queue is gone: the uid is dropped with a warning (the
+        next worker's catch-up finds the run).
+        """
         with self._changed:  # a restart may be swapping the queue
+            if self._closed:
+                logger.warning("fusion worker is closed: raw run %s not queued", uid)
+                return
             job = self._submitted
             self._submitted += 1
             self._jobs.put((job, str(uid)))
@@ -251,14 +297,15 @@ class FusionWorker:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while not (self._caught_up and len(self._done) >= self._submitted):
+            while True:
                 if not self.is_alive() and not self._reader_alive():
-                    return False
+                    return False  # a loop that is gone is not idle
+                if self._caught_up and len(self._done) >= self._submitted:
+                    return True
                 left = 0.5 if deadline is None else deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._changed.wait(min(left, 0.5))
-            return True
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop after the current run; past ``timeout`` s, end a child process.
@@ -302,23 +349,10 @@ class FusionWorker:
 
     # -- the child process --------------------------------------------------------
 
-    def _new_channels(self) -> None:
-        # Fresh ones for every child: one killed while holding a queue's or an
-        # event's lock would leave it locked for ever.
-        context = multiprocessing.get_context("spawn")
-        self._jobs = context.Queue()
-        self._stop = context.Event()
-        self._events = context.Queue()
-
     def _spawn(self) -> None:
-        level = logging.getLogger("xfusion_bluesky").getEffectiveLevel()
-        self._runner = multiprocessing.get_context("spawn").Process(
-            target=child_main,
-            args=(self.config, self._jobs, self._stop, self._events, level),
-            name="xfusion-fusion-worker",
-            daemon=True,  # ends with the RunEngine's process
-        )
-        self._runner.start()
+        if self.config is None:  # start() sets it first
+            raise RuntimeError("FusionWorker child spawned without a config")
+        self._runner = spawn_child(self.config, self._jobs, self._stop, self._events)
 
     def _restart(self) -> bool:
         """Replace a child that died on its own; False when it must not be."""
@@ -326,14 +360,9 @@ class FusionWorker:
         with self._changed:
             if self._closed or exitcode == 0:  # closed, or ended after "fatal"
                 return False
-            now = time.monotonic()
-            self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW_S]
-            self._deaths.append(now)
-            if len(self._deaths) > self.max_restarts:
-                self.error = (
-                    f"the fusion worker process died {len(self._deaths)} times "
-                    f"within an hour (exit code {exitcode}): not restarted"
-                )
+            refusal = self._restarts.refuse(exitcode)
+            if refusal is not None:
+                self.error = refusal
                 logger.error("%s", self.error)
                 return False
             logger.error(
@@ -346,7 +375,7 @@ class FusionWorker:
             # Its queued uids are lost with it; the new child's catch-up finds them.
             self._done.update(range(self._submitted))
             self._caught_up = False
-            self._new_channels()
+            self._jobs, self._stop, self._events = open_channels()
             self._spawn()
         close_queues(*old)
         return True
@@ -357,6 +386,8 @@ class FusionWorker:
         if kind == "log":
             logging.getLogger(payload.name).handle(payload)
             return
+        if kind == "result":
+            log_outcome(payload)
         with self._changed:
             if kind == "result":
                 self._results.append(payload)

@@ -26,7 +26,29 @@ from xfusion_bluesky.structures import AttentionSeries
 if TYPE_CHECKING:  # fusion imports torch: only the methods that compute need it
     from xfusion_bluesky.fusion.alignment import FieldRegistration
 
-__all__ = ["FramePanel", "FusedBurst", "load_burst"]
+__all__ = ["FramePanel", "FusedBurst", "load_burst", "panel_labels"]
+
+
+def panel_labels(frame: int, method: str, hs_number: int, hs_at: int) -> list[str]:
+    """Return the three frame titles of a panel: UHS upsampled, fused, nearest HS.
+
+    Two short lines each: one line of the nearest HS frame's numbers ran past a
+    third of the figure and was cut off at its edge.
+
+    Parameters
+    ----------
+    frame : int
+        The UHS frame shown.
+    method : str
+        The fusion method.
+    hs_number, hs_at : int
+        The nearest HS frame's number and the UHS frame it was taken at.
+    """
+    return [
+        f"UHS frame {frame}\nbicubic ×4",
+        f"fused\n{method}",
+        f"nearest HS frame #{hs_number}\nat UHS frame {hs_at}, Δ = {frame - hs_at:+d}",
+    ]
 
 
 @dataclass(frozen=True)
@@ -153,15 +175,18 @@ class FusedBurst:
                 f"got {frame}"
             )
         hs_number, hs_at = self.nearest_hs(frame)
-        images = [
-            (f"UHS frame {frame}, bicubic ×4", self.uhs_upsampled(frame)),
-            (f"fused ({self.fused.fusion.get('method')})", self.fused_frame(frame)),
-            (
-                f"nearest HS frame (#{hs_number}, at UHS frame {hs_at}, "
-                f"Δ = {frame - hs_at:+d})",
-                self.hr[hs_number],
-            ),
-        ]
+        labels = panel_labels(frame, self.fused.method, hs_number, hs_at)
+        images = list(
+            zip(
+                labels,
+                (
+                    self.uhs_upsampled(frame),
+                    self.fused_frame(frame),
+                    self.hr[hs_number],
+                ),
+                strict=True,
+            )
+        )
         time_us = float(self.lr_times_s[frame] * 1e6)
         title = (
             f"derived run {self.fused.uid[:8]} of raw run {self.fused.raw_uid[:8]}, "

@@ -24,6 +24,7 @@ from xfusion_bluesky.errors import XFusionError
 __all__ = [
     "FUSED_CONTAINER",
     "RAW_CONTAINER",
+    "APIKeyMissingError",
     "Catalogs",
     "StorageNotReadableError",
     "TiledConnection",
@@ -31,6 +32,7 @@ __all__ = [
     "connect",
     "ensure_run_container",
     "open_catalogs",
+    "open_client",
     "redact",
 ]
 
@@ -44,6 +46,10 @@ FUSED_CONTAINER = "fused"
 
 class StorageNotReadableError(XFusionError):
     """The Tiled server cannot read the directory the cameras write HDF5 into."""
+
+
+class APIKeyMissingError(XFusionError):
+    """The Tiled server requires an API key and none was given."""
 
 
 @dataclass
@@ -117,8 +123,6 @@ def connect(
     StorageNotReadableError
         The server cannot read ``hdf5_dir``.
     """
-    from tiled.client import from_uri
-
     hdf5_path = Path(hdf5_dir).expanduser().resolve()
     hdf5_path.mkdir(parents=True, exist_ok=True)
     server = None
@@ -132,9 +136,11 @@ def connect(
         server = SimpleTiledServer(directory=directory, readable_storage=[hdf5_path])
         _pool_table_connections(server.storage)
         uri = server.uri
-        logger.info("embedded Tiled server at %s (data in %s)", uri, server.directory)
+        logger.info(
+            "embedded Tiled server at %s (data in %s)", redact(uri), server.directory
+        )
     try:
-        client = from_uri(uri, api_key=api_key) if api_key else from_uri(uri)
+        client = open_client(uri, api_key)
     except Exception:
         if server is not None:
             server.close()
@@ -168,6 +174,38 @@ def _pool_table_connections(storage: Any) -> None:
     storage.__dict__["_connection_pool"] = sqlalchemy.pool.QueuePool(
         storage._adbc_connection.adbc_clone, pool_size=5, max_overflow=10
     )
+
+
+def open_client(uri: str, api_key: str | None = None) -> Any:
+    """Return a Tiled client of ``uri``; never prompt for a login.
+
+    Parameters
+    ----------
+    uri : str
+        The server (an API key in its query counts).
+    api_key : str, optional
+        Its API key.
+
+    Raises
+    ------
+    APIKeyMissingError
+        The server requires a key and none was given. (Tiled's own message
+        shows a Python call; a server with login providers would prompt.)
+    """
+    from tiled.client.constructors import from_context
+    from tiled.client.context import Context
+
+    context, node_path_parts = Context.from_any_uri(uri, api_key=api_key or None)
+    try:
+        if not context.authenticated and context.server_info.authentication.required:
+            raise APIKeyMissingError(
+                f"the Tiled server {redact(uri)} requires an API key: pass "
+                "--api-key KEY or set XFUSION_TILED_API_KEY (in Python: api_key=...)"
+            )
+        return from_context(context, node_path_parts=node_path_parts)
+    except BaseException:
+        context.close()
+        raise
 
 
 def redact(uri: str) -> str:
@@ -213,7 +251,6 @@ def open_catalogs(
     -------
     Catalogs
     """
-    from tiled.client import from_uri
     from tiled.client.constructors import from_context
 
     if isinstance(target, Catalogs):
@@ -223,7 +260,7 @@ def open_catalogs(
     if isinstance(target, TiledConnection):
         target = target.client
     if isinstance(target, str):
-        root = from_uri(target, api_key=api_key) if api_key else from_uri(target)
+        root = open_client(target, api_key)
     elif target.path_parts:
         root = from_context(target.context, structure_clients=target.structure_clients)
     else:

@@ -9,7 +9,8 @@ stream holds one event per fused frame, written as the frames come; its
 ``normalized`` stream holds the normalised attention scores, written when a burst
 ends (the normalisation needs the whole burst). Every document is written once:
 the outcome goes into the stop document (``exit_status``, ``reason`` and an
-``outcome`` block with the per-burst records, timings and a failure's traceback).
+``outcome`` block with the per-burst records, the bursts not fused and why,
+timings and a failure's traceback).
 
 Frames are stored as uint16 in the HS camera's counts: the fused frames are
 estimates of what the HS camera would have recorded, so its integer scale loses
@@ -191,6 +192,9 @@ class DerivedRunWriter:
     ----------
     bursts : list of dict
         Per-burst records the caller appends; they go into the stop document.
+    missing_bursts : list of dict
+        ``{"burst": k, "reason": ...}`` for each raw burst not fused (not
+        recorded, or not readable); they go into the stop document too.
     """
 
     fused: Any
@@ -200,6 +204,7 @@ class DerivedRunWriter:
     raw_start: dict[str, Any] = field(default_factory=dict)
     uid: str = field(init=False, default="")
     bursts: list[dict[str, Any]] = field(init=False, default_factory=list)
+    missing_bursts: list[dict[str, Any]] = field(init=False, default_factory=list)
     _writer: Any = field(init=False, default=None, repr=False)
     _bundle: Any = field(init=False, default=None, repr=False)
     _frames: Any = field(init=False, default=None, repr=False)
@@ -303,9 +308,9 @@ class DerivedRunWriter:
                 ),
             )
 
-    def close(self) -> None:
-        """End the run as a success."""
-        self._finish("success", reason="", traceback=None)
+    def close(self, reason: str = "") -> None:
+        """End the run as a success; ``reason`` says what was left out, if anything."""
+        self._finish("success", reason=reason, traceback=None)
 
     def fail(self, reason: str, traceback: str | None = None) -> None:
         """End the run as failed, with a one-line ``reason`` a scientist understands."""
@@ -317,6 +322,7 @@ class DerivedRunWriter:
             "wall_time_s": time.perf_counter() - self._t0,
             "frames_written": self._count,
             "bursts": self.bursts,
+            "missing_bursts": self.missing_bursts,
         }
         self._writer(
             "stop",
@@ -357,7 +363,13 @@ def write_failed_run(
     bundle = compose_run(metadata=_start_metadata(raw_uid, fusion, raw_start or {}))
     writer = TiledWriter(fused, batch_size=1, max_array_size=0)
     writer("start", bundle.start_doc)
-    outcome = {"finished": now, "wall_time_s": 0.0, "frames_written": 0, "bursts": []}
+    outcome = {
+        "finished": now,
+        "wall_time_s": 0.0,
+        "frames_written": 0,
+        "bursts": [],
+        "missing_bursts": [],
+    }
     writer(
         "stop",
         _stop(bundle, "failed", reason=reason, traceback=traceback, outcome=outcome),

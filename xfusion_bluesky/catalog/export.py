@@ -10,6 +10,7 @@ file's suffix.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "CHUNK_BYTES",
     "FORMATS",
     "SCORE_KEYS",
+    "check_writable",
     "default_path",
     "export_fused",
     "format_of",
@@ -124,7 +126,8 @@ def export_fused(
     ------
     InvalidInputError
         Unknown format or suffix, ``fps`` ≤ 0, the run is still being written,
-        or ``path`` exists and ``overwrite`` is False.
+        ``path`` exists and ``overwrite`` is False, or ``path`` cannot be
+        written (a file where a folder must be, no permission).
     LookupError
         The run failed: it holds no frames (the message gives the reason).
     XFusionError
@@ -140,6 +143,7 @@ def export_fused(
         )
     _ = fused.frames  # a failed run raises LookupError here, with its reason
     out = Path(path)
+    check_writable(out)
     if out.exists() and not overwrite:
         raise InvalidInputError(
             f"{out} exists: pass overwrite=True (CLI: --overwrite) to replace it, "
@@ -152,6 +156,33 @@ def export_fused(
     if chosen == "png":
         return write_png(fused, out)
     return write_mp4(fused, out, fps=fps)
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise an error naming why ``path`` cannot be written, before anything is.
+
+    The first folder above ``path`` that exists must be a folder this process
+    may write in; the folders below it are made when the file is written.
+
+    Raises
+    ------
+    InvalidInputError
+        A file stands where a folder must be, or there is no write permission.
+    """
+    out = Path(path)
+    parent = out.absolute().parent
+    while not parent.exists():  # the root exists: the loop ends
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidInputError(
+            f"cannot write {out}: {parent} is a file, not a folder; choose another "
+            "output path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"cannot write {out}: no permission to write in {parent}; choose "
+            "another output path"
+        )
 
 
 def iter_chunks(frames: Any, *, desc: str = "export") -> Iterator[NDArray[Any]]:

@@ -91,7 +91,9 @@ def open_server(
     return open_catalogs(address, api_key=key, create=create), address
 
 
-def resolve_fused(catalogs: Catalogs, uid: str, *, uri: str = "") -> FusedRun:
+def resolve_fused(
+    catalogs: Catalogs, uid: str, *, uri: str = "", method: str | None = None
+) -> FusedRun:
     """Return the derived run ``uid`` names: a derived uid, or a raw run's.
 
     Parameters
@@ -99,10 +101,13 @@ def resolve_fused(catalogs: Catalogs, uid: str, *, uri: str = "") -> FusedRun:
     catalogs : Catalogs
         The server's containers.
     uid : str
-        A derived run's uid, or a raw run's (its newest successful derived run,
-        else its newest finished one); unique prefixes work.
+        A derived run's uid, or a raw run's: its derived run of ``method``, by
+        default of the method the raw run requested (the rule of
+        :func:`~xfusion_bluesky.catalog.choice.pick_fused`); unique prefixes work.
     uri : str
         The server, for messages (its API key is masked).
+    method : str, optional
+        The fusion method; with a derived uid, it must be that run's.
 
     Returns
     -------
@@ -111,16 +116,24 @@ def resolve_fused(catalogs: Catalogs, uid: str, *, uri: str = "") -> FusedRun:
     Raises
     ------
     LookupError
-        Neither a derived nor a raw run has that uid, or the raw run has no
-        derived run yet.
+        Neither a derived nor a raw run has that uid, the raw run has no derived
+        run (of ``method``) yet, or the derived run is of another method.
     """
     if catalogs.fused is not None:
         try:
-            return FusedRun(catalogs.fused[uid], catalogs)
+            fused = FusedRun(catalogs.fused[uid], catalogs)
         except KeyError:
             pass
+        else:
+            if method not in (None, fused.method):
+                raise LookupError(
+                    f"derived run {fused.uid} is a {fused.method} fusion, not "
+                    f"{method}: give its raw run's uid ({fused.raw_uid}) to pick "
+                    "one by method"
+                )
+            return fused
     if catalogs.raw is not None and _holds(catalogs.raw, uid):
-        return fetch_fused(catalogs, uid)
+        return fetch_fused(catalogs, uid, method=method)
     raise LookupError(
         f"no raw or derived run {uid!r} on {redact(uri) or 'the server'}: check the "
         "uid (a unique prefix works)"

@@ -5,6 +5,11 @@ A fusion is identified by its key (raw uid, method, model sha256, parameters; se
 finds the derived run with that key, replacing one whose writer died mid-run;
 :func:`pending_runs` lists the raw runs that asked for fusion and have no
 finished derived run. Both read derived runs of every stored format.
+
+An orphan marker (a ``failed`` derived run with ``fusion.orphaned: true``, see
+:mod:`~xfusion_bluesky.catalog.orphans`) is the outcome of a raw run only while
+that run has no stop document: once its backup is replayed, the run is pending
+again and gets fused.
 """
 
 from __future__ import annotations
@@ -13,12 +18,20 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 from xfusion_bluesky.catalog.connect import Catalogs
 from xfusion_bluesky.catalog.queries import FusedRun, find_by_key
 from xfusion_bluesky.stored_format import DERIVED_LINK_KEYS
 
-__all__ = ["STALE_AFTER_S", "existing_fusion", "is_abandoned", "pending_runs"]
+__all__ = [
+    "ORPHAN_MARKER",
+    "STALE_AFTER_S",
+    "existing_fusion",
+    "finished_outcomes",
+    "is_abandoned",
+    "pending_runs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +40,8 @@ logger = logging.getLogger(__name__)
 STALE_AFTER_S = 3600.0
 #: Every ``exit_status`` a stop document can hold: a derived run with one is final.
 _EXIT_STATUSES = ["success", "fail", "abort"]
+#: Start-document key (true) of a derived run that only marks an orphaned raw run.
+ORPHAN_MARKER = "fusion.orphaned"
 
 
 def existing_fusion(
@@ -77,7 +92,10 @@ def is_abandoned(fused: FusedRun, stale_after_s: float = STALE_AFTER_S) -> bool:
 
 
 def pending_runs(catalogs: Catalogs, *, since: float | None = None) -> list[str]:
-    """List fusion-requested, finished raw runs with no finished derived run.
+    """List fusion-requested, finished raw runs with no finished fusion.
+
+    An orphan marker is no fusion: a raw run marked while it had no stop
+    document and replayed since is listed.
 
     Parameters
     ----------
@@ -92,22 +110,62 @@ def pending_runs(catalogs: Catalogs, *, since: float | None = None) -> list[str]
         Raw uids, oldest first. A run whose derived run is still being written is
         listed: its writer may have been killed (``fuse_run`` decides).
     """
-    from tiled.queries import Eq, In, Key
+    from tiled.queries import Eq, Key
 
     requested = catalogs.raw.search(Eq("start.fusion.requested", True))
-    finished = catalogs.fused.search(In("stop.exit_status", _EXIT_STATUSES))
     if since is not None:
         requested = requested.search(Key("start.time") >= since)
-        finished = finished.search(Key("start.time") >= since)
-    links = [f"start.{key}" for key in DERIVED_LINK_KEYS]
-    distinct = finished.distinct(*links)["metadata"]
-    done = {item["value"] for link in links for item in distinct.get(link) or []}
+    outcomes = finished_outcomes(catalogs, since=since)
     found: list[tuple[float, str]] = []
     for node in requested.values():
         metadata = node.metadata
         start = metadata.get("start") or {}
         uid = str(start.get("uid"))
-        # A run without a stop is still being written (or its RunEngine died).
-        if metadata.get("stop") and uid not in done:
+        # A run without a stop is still being written (or its RunEngine died:
+        # see catalog.orphans). An orphan marker does not count once it has one.
+        if metadata.get("stop") and outcomes.get(uid, (0, 0))[0] == 0:
             found.append((float(start.get("time") or 0.0), uid))
     return [uid for _, uid in sorted(found)]
+
+
+def finished_outcomes(
+    catalogs: Catalogs, *, since: float | None = None
+) -> dict[str, tuple[int, int]]:
+    """Count the finished derived runs of each raw run.
+
+    Parameters
+    ----------
+    catalogs : Catalogs
+        From :func:`~xfusion_bluesky.catalog.connect.open_catalogs`.
+    since : float, optional
+        Only derived runs started at or after this time (epoch s).
+
+    Returns
+    -------
+    dict
+        ``{raw uid: (fusions, orphan markers)}``: finished derived runs that are
+        fusion outcomes, and those that only mark the raw run as orphaned.
+    """
+    from tiled.queries import Eq, In, Key
+
+    finished = catalogs.fused.search(In("stop.exit_status", _EXIT_STATUSES))
+    if since is not None:
+        finished = finished.search(Key("start.time") >= since)
+    every = _counts(finished)
+    markers = _counts(finished.search(Eq(f"start.{ORPHAN_MARKER}", True)))
+    return {
+        uid: (count - markers.get(uid, 0), markers.get(uid, 0))
+        for uid, count in every.items()
+    }
+
+
+def _counts(runs: Any) -> dict[str, int]:
+    """Count derived runs per raw uid, over every stored format's link key."""
+    links = [f"start.{key}" for key in DERIVED_LINK_KEYS]
+    distinct = runs.distinct(*links, counts=True)["metadata"]
+    counts: dict[str, int] = {}
+    for link in links:
+        for item in distinct.get(link) or []:
+            uid = str(item["value"])
+            counts[uid] = counts.get(uid, 0) + int(item.get("count") or 0)
+    return counts

@@ -6,6 +6,11 @@ is the Tiled array itself, so ``run.frames[100:110]`` fetches ten frames, not
 the whole video. It reads derived runs of every stored format (``docs/format.md``):
 v1 runs, and v0 runs (``derived_from``, outcome in the start document, per-frame
 ``frame``/``hr_before``/``hr_after``) written before the format was versioned.
+
+A raw run can have several derived runs: the one its start document requested
+(``fusion.method``) and baselines fused by hand. :func:`pick_fused` is the one
+rule every lookup by raw uid follows (``fetch_fused``, ``show``, ``export``):
+the requested method unless the caller names another.
 """
 
 from __future__ import annotations
@@ -18,17 +23,32 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xfusion_bluesky.catalog.choice import (
+    DEFAULT_METHOD,
+    pick_fused,
+    report_choice,
+    requested_method,
+)
 from xfusion_bluesky.catalog.connect import Catalogs, open_catalogs
 from xfusion_bluesky.catalog.derived import DERIVED_SPEC
+from xfusion_bluesky.catalog.waiting import (
+    RUNNING_POLL_S,
+    WaitProgress,
+    not_found_message,
+)
 from xfusion_bluesky.stored_format import DERIVED_LINK_KEYS
 
 __all__ = [
+    "DEFAULT_METHOD",
     "FusedRun",
     "failed_runs_query",
     "fetch_fused",
     "find_by_key",
     "find_derived",
+    "pick_fused",
+    "requested_method",
 ]
+
 
 #: Per-frame keys of the ``primary`` stream: v1 name → v0 name.
 _FRAME_KEYS = {
@@ -122,6 +142,31 @@ class FusedRun:
     def finished(self) -> bool:
         """True once the run has a stop document."""
         return bool(self.node.metadata.get("stop"))
+
+    @property
+    def method(self) -> str:
+        """The fusion method (``fusion.method``): ``"edvr_stf"``, ``"bicubic"``, ..."""
+        return str(self.fusion.get("method"))
+
+    @property
+    def missing_bursts(self) -> list[dict[str, Any]]:
+        """Raw bursts not fused, each ``{"burst": k, "reason": ...}``; [] if none.
+
+        Derived runs written before format 2 have no record: read as [].
+        """
+        return [dict(item) for item in self.outcome.get("missing_bursts") or []]
+
+    @property
+    def frames_written(self) -> int:
+        """Fused frames stored so far; all of them once the run is finished.
+
+        A worker sends frames in batches, so a running fusion shows its frames a
+        batch behind.
+        """
+        try:
+            return int(self.node["primary"]["fused"].shape[0])
+        except KeyError:
+            return 0
 
     @property
     def status(self) -> str:
@@ -241,12 +286,15 @@ def find_derived(target: Any, raw_uid: str) -> list[FusedRun]:
     raw_uid : str
         The raw run (a unique prefix works).
     """
-    from tiled.queries import Key
-
     catalogs = open_catalogs(target, create=False)
     if catalogs.fused is None:
         return []
-    full_uid = _full_uid(catalogs, raw_uid)
+    return _derived_of(catalogs, str(_raw_start(catalogs, raw_uid)["uid"]))
+
+
+def _derived_of(catalogs: Catalogs, full_uid: str) -> list[FusedRun]:
+    from tiled.queries import Key
+
     runs: dict[str, FusedRun] = {}
     for link in DERIVED_LINK_KEYS:  # v1 runs, then runs stored before v1
         for run in _search(catalogs, Key(f"start.{link}") == full_uid):
@@ -280,6 +328,7 @@ def fetch_fused(
     *,
     wait: float | None = None,
     method: str | None = None,
+    progress: bool | None = None,
 ) -> FusedRun:
     """Return the fused result of raw run ``raw_uid``: one call in a notebook.
 
@@ -290,54 +339,71 @@ def fetch_fused(
     raw_uid : str
         The raw run (a unique prefix works).
     wait : float, optional
-        Seconds to wait for the worker to finish it; None returns at once.
+        Seconds to wait for the worker to finish it; None returns at once. While
+        a fusion runs, its frames written of the total are logged (INFO) and
+        shown as a bar.
     method : str, optional
-        Only derived runs of this method.
+        The method's derived run; default the method the raw run requested
+        (``fusion.method`` of its start document, else ``"edvr_stf"``), see
+        :func:`pick_fused`.
+    progress : bool, optional
+        Show a progress bar while waiting for a running fusion; None: only on a
+        terminal.
 
     Returns
     -------
     FusedRun
-        The newest finished successful derived run; else the newest finished one
-        (a failure, with ``reason``); else one still being written (``wait=None``).
+        Of that method: the newest finished successful derived run; else the
+        newest finished one (a failure, with ``reason``); else one still being
+        written (``wait=None``).
 
     Raises
     ------
     LookupError
-        No derived run of ``raw_uid`` (within ``wait`` seconds, if given).
+        No derived run of that method (within ``wait`` seconds, if given); the
+        message lists the methods there are, or says how far a running fusion
+        got.
     KeyError
         No raw run ``raw_uid``.
     """
     deadline = None if wait is None else time.monotonic() + float(wait)
     catalogs = open_catalogs(target, create=False)
-    while True:
-        if catalogs.fused is None:  # no worker has written anything yet
-            catalogs = open_catalogs(catalogs.root, create=False)
-        runs = [
-            run
-            for run in find_derived(catalogs, raw_uid)
-            if method in (None, run.fusion.get("method"))
-        ]
-        finished = [run for run in runs if run.finished]
-        succeeded = [run for run in finished if run.status == "success"]
-        if succeeded or finished:
-            return (succeeded or finished)[-1]
-        if deadline is None or time.monotonic() >= deadline:
-            if runs and deadline is None:
-                return runs[-1]
-            waited = "" if wait is None else f" within {wait:g} s"
-            raise LookupError(
-                f"raw run {raw_uid} has no "
-                + ("finished " if runs else "")
-                + f"derived run{waited}: is a fusion worker running? "
-                "(`xfusion-bluesky worker` or `xfusion-bluesky fuse UID`)"
-            )
-        time.sleep(POLL_S)
+    raw_start = _raw_start(catalogs, raw_uid)
+    full_uid, requested = str(raw_start["uid"]), requested_method(raw_start)
+    waiting = WaitProgress(progress)
+    try:
+        while True:
+            if catalogs.fused is None:  # no worker has written anything yet
+                catalogs = open_catalogs(catalogs.root, create=False)
+            runs = [] if catalogs.fused is None else _derived_of(catalogs, full_uid)
+            candidates = pick_fused(runs, requested=requested, method=method)
+            finished = [run for run in candidates if run.finished]
+            succeeded = [run for run in finished if run.status == "success"]
+            if succeeded or finished:
+                chosen = (succeeded or finished)[-1]
+                report_choice(chosen, requested, method)
+                return chosen
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            if candidates and deadline is None:
+                return candidates[-1]
+            if deadline is None or timed_out:
+                raise LookupError(
+                    not_found_message(
+                        full_uid, runs, candidates, method or requested, wait
+                    )
+                )
+            if candidates:
+                waiting.show(candidates[-1])
+            left = max(0.0, deadline - time.monotonic())
+            time.sleep(min(RUNNING_POLL_S if candidates else POLL_S, left))
+    finally:
+        waiting.close()
 
 
-def _full_uid(catalogs: Catalogs, raw_uid: str) -> str:
+def _raw_start(catalogs: Catalogs, raw_uid: str) -> dict[str, Any]:
     if catalogs.raw is None:
-        return raw_uid
-    return str(catalogs.raw[raw_uid].start["uid"])
+        return {"uid": raw_uid}
+    return dict(catalogs.raw[raw_uid].start)
 
 
 def _search(catalogs: Catalogs, query: Any) -> list[FusedRun]:

@@ -5,34 +5,40 @@ the start document's ``uhs``/``hs``/``registration``/``fusion`` blocks and, per
 event (= burst), the UHS and HS image stacks and their frame times. Runs stored
 in format v0 are read through :func:`~xfusion_bluesky.stored_format.raw_start_v1`,
 so everything downstream sees the v1 names. Every
-problem a scientist can fix — an aborted run, a missing HDF5 file, no HS frames,
+problem a scientist can fix — a missing or truncated HDF5 file, no HS frames,
 NaN frames — becomes a :class:`~xfusion_bluesky.errors.RunNotFusableError` whose
-message says what is wrong, in one line.
+message says what is wrong, in one line. A run stopped or aborted part-way is
+readable: its recorded bursts are listed in ``num_bursts``, the announced ones it
+never recorded in ``missing``, each with the reason.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from xfusion_bluesky.errors import RunNotFusableError
+from xfusion_bluesky.errors import RunNotFinishedError, RunNotFusableError
 from xfusion_bluesky.stored_format import raw_start_v1
 
 if TYPE_CHECKING:
     from xfusion_bluesky.fusion.alignment import FieldRegistration
 
-__all__ = ["RawBurst", "RawRun", "open_raw_run", "stream_length"]
+__all__ = ["RawBurst", "RawRun", "open_raw_run", "stream_length", "wait_for_stop"]
 
 logger = logging.getLogger(__name__)
 
 #: Start-document blocks the worker needs (written by ``dual_camera_scan``).
 REQUIRED_BLOCKS = ("uhs", "hs", "registration")
+#: Seconds between two looks for the stop document of a run being recorded.
+STOP_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,10 @@ class RawRun:
     node : BlueskyRunV3
         The Tiled node (``node["primary"]``, ...).
     num_bursts : int
-        Events in the primary stream.
+        Events in the primary stream: the bursts recorded.
+    missing : list of dict
+        ``{"burst": k, "reason": ...}`` for each burst the start document
+        announced (``num_points``) that the run did not record.
     """
 
     uid: str
@@ -78,6 +87,12 @@ class RawRun:
     stop: dict[str, Any]
     node: Any
     num_bursts: int
+    missing: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> str:
+        """The raw run's ``exit_status``: success, abort or fail."""
+        return str(self.stop.get("exit_status"))
 
     @property
     def lr_key(self) -> str:
@@ -158,44 +173,89 @@ def open_raw_run(raw: Any, uid: str) -> RawRun:
     ------
     KeyError
         No such run.
+    RunNotFinishedError
+        The run has no stop document yet (still being recorded, or its
+        RunEngine died before closing it).
     RunNotFusableError
-        The run is still open or crashed (no stop document), ended other than
-        with success, lacks the dual-camera metadata, has fewer bursts than it
-        announced, or its HDF5 files are missing.
+        The run lacks the dual-camera metadata, recorded no burst, or its HDF5
+        files are missing, truncated or corrupt.
     """
     node = raw[uid]
     start = raw_start_v1(dict(node.start))
     full_uid = str(start["uid"])
     stop_doc = node.metadata.get("stop")
     if not stop_doc:
-        raise RunNotFusableError(
-            "the raw run has no stop document: it is still running, or the "
-            "acquisition crashed before closing it"
+        raise RunNotFinishedError(
+            f"raw run {full_uid} is still being recorded (no stop document yet), "
+            "or its RunEngine stopped before closing it"
         )
     stop = dict(stop_doc)
-    status = stop.get("exit_status")
-    if status != "success":
-        why = f" ({stop['reason']})" if stop.get("reason") else ""
+    lacking = [key for key in REQUIRED_BLOCKS if key not in start]
+    if lacking:
         raise RunNotFusableError(
-            f"the raw run ended with exit_status {status!r}{why}: not fused"
-        )
-    missing = [key for key in REQUIRED_BLOCKS if key not in start]
-    if missing:
-        raise RunNotFusableError(
-            f"the raw run's start document lacks {', '.join(missing)}: it was not "
+            f"the raw run's start document lacks {', '.join(lacking)}: it was not "
             "recorded by dual_camera_scan, so the cameras cannot be matched"
         )
     num_bursts = stream_length(node)
-    announced = start.get("num_points")
+    ended = _how_it_ended(stop)
     if num_bursts == 0:
-        raise RunNotFusableError("the raw run recorded no bursts")
-    if announced is not None and num_bursts < int(announced):
-        raise RunNotFusableError(
-            f"the raw run is truncated: {num_bursts} of {announced} bursts recorded"
-        )
-    run = RawRun(full_uid, start, stop, node, num_bursts)
+        raise RunNotFusableError(f"the raw run recorded no bursts ({ended})")
+    announced = int(start.get("num_points") or 0)
+    missing = [
+        {
+            "burst": k,
+            "reason": f"not recorded: {ended} after {num_bursts} of {announced} bursts",
+        }
+        for k in range(num_bursts, announced)
+    ]
+    run = RawRun(full_uid, start, stop, node, num_bursts, missing)
     _check_files(node, (run.lr_key, run.hr_key))
     return run
+
+
+def _how_it_ended(stop: dict[str, Any]) -> str:
+    """Say how a run ended, for a missing burst's reason."""
+    status = stop.get("exit_status")
+    why = f" ({stop['reason']})" if stop.get("reason") else ""
+    if status == "success":
+        return f"the scan was stopped early{why}"
+    return f"the scan ended with exit_status {status!r}{why}"
+
+
+def wait_for_stop(raw: Any, raw_uid: str, wait_s: float = 0.0) -> Any:
+    """Return raw run ``raw_uid``'s node once its stop document is in Tiled.
+
+    Parameters
+    ----------
+    raw : CatalogOfBlueskyRuns
+        The raw-run container.
+    raw_uid : str
+        The raw run (a unique uid prefix works).
+    wait_s : float
+        Longest wait for the stop document; 0: look once.
+
+    Raises
+    ------
+    KeyError
+        No such raw run.
+    RunNotFinishedError
+        Still no stop document after ``wait_s``.
+    """
+    deadline = time.monotonic() + max(0.0, float(wait_s))
+    while True:
+        node = raw[raw_uid]
+        if node.metadata.get("stop"):
+            return node
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(min(STOP_POLL_S, max(0.0, deadline - time.monotonic())))
+    uid = str((node.metadata.get("start") or {}).get("uid") or raw_uid)
+    waited = f" after {float(wait_s):g} s" if wait_s > 0 else ""
+    raise RunNotFinishedError(
+        f"raw run {uid} is still being recorded: no stop document{waited}. "
+        "Nothing was written; fuse it once the scan has ended (if its RunEngine "
+        "died, the run has no end to wait for: replay its document backup)"
+    )
 
 
 def stream_length(node: Any, stream: str = "primary") -> int:
@@ -215,12 +275,34 @@ def _read(stream: Any, key: str, index: int, name: str) -> NDArray[Any]:
     try:
         frames = np.asarray(stream[key][index])
     except Exception as err:
+        response = getattr(err, "response", None)
+        if getattr(response, "status_code", None) == 500:
+            # The server failed on the file behind the array; say which one.
+            files = ", ".join(_asset_paths(stream, key)) or "its HDF5 file"
+            raise RunNotFusableError(
+                f"the server could not read the {name} frames of burst {index} "
+                f"from {files} (HTTP 500): missing, truncated or corrupt? The "
+                "server's log says which"
+            ) from err
         raise RunNotFusableError(
             f"could not read the {name} frames of burst {index} from Tiled "
             f"({type(err).__name__}: {_first_line(err)})"
         ) from err
     frames.flags.writeable = False
     return frames
+
+
+def _asset_paths(stream: Any, key: str) -> list[str]:
+    """Return the paths of the files behind data key ``key`` (none if not listed)."""
+    try:
+        sources = stream[key].data_sources() or []
+    except Exception:  # older servers do not list data sources
+        return []
+    return [
+        urlparse(asset.data_uri).path
+        for source in sources
+        for asset in getattr(source, "assets", [])
+    ]
 
 
 def _read_times(
@@ -243,11 +325,12 @@ def _read_times(
 
 
 def _check_files(node: Any, keys: tuple[str, ...]) -> None:
-    """Fail fast on an HDF5 file that is missing where this host can see its folder.
+    """Fail fast on an HDF5 file that is missing or unreadable where this host sees it.
 
-    Tiled answers a missing external file with HTTP 500, which its client retries
-    for tens of seconds; when the camera folder is mounted here, a plain existence
-    check says the same thing at once.
+    Tiled answers a missing or truncated external file with HTTP 500, which its
+    client retries for tens of seconds per read (about 100 s per run by default)
+    and reports as the URL that failed; when the camera folder is mounted here,
+    opening the file with h5py says what is wrong, and which file, at once.
     """
     stream = node["primary"]
     for key in keys:
@@ -261,11 +344,35 @@ def _check_files(node: Any, keys: tuple[str, ...]) -> None:
         for source in sources:
             for asset in getattr(source, "assets", []):
                 path = Path(urlparse(asset.data_uri).path)
-                if path.parent.is_dir() and not path.exists():
+                if not path.parent.is_dir():
+                    continue  # not mounted here: Tiled's read is the check
+                if not path.exists():
                     raise RunNotFusableError(
                         f"the HDF5 file {path} of {key!r} is missing (moved or "
                         "deleted after the scan)"
                     )
+                parameters = getattr(source, "parameters", None) or {}
+                _check_hdf5(path, key, parameters.get("dataset"))
+
+
+def _check_hdf5(path: Path, key: str, dataset: str | None) -> None:
+    """Open ``path`` and read the last frame of ``dataset``; raise if that fails.
+
+    A file cut short (a full disk, a copy interrupted, a crash before the
+    camera's file writer closed it) fails to open, or fails on its last chunks.
+    """
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            if dataset:
+                data = f[dataset]
+                if data.shape and data.shape[0]:
+                    np.asarray(data[data.shape[0] - 1])
+    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        raise RunNotFusableError(
+            f"the HDF5 file {path} of {key!r} is truncated or corrupt "
+            f"({_first_line(err)}): copy it again from the camera, or re-take "
+            "the scan"
+        ) from err
 
 
 def _first_line(err: BaseException) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from xfusion_bluesky.catalog.choice import DEFAULT_METHOD
 from xfusion_bluesky.cli.options import (
     add_device_argument,
     add_method_argument,
@@ -29,8 +30,6 @@ from xfusion_bluesky.errors import InvalidInputError
 
 #: The ROI preset of the demo: fused in well under 2 min on 2 CPU cores.
 DEMO_ROI = "demo"
-#: What the scan asks the worker for without --method.
-DEFAULT_METHOD = "edvr_stf"
 
 DESCRIPTION = """\
 Run the whole chain on a simulated beamline: start an embedded Tiled server and

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from xfusion_bluesky.cli.options import (
+    add_method_argument,
     add_tiled_arguments,
     open_from_args,
     positive_int,
@@ -42,6 +43,10 @@ examples:
   xfusion-bluesky export 1a2b3c4d                        # raw or derived uid
   xfusion-bluesky export 1a2b3c4d --out melt.tif
   xfusion-bluesky export 1a2b3c4d --out melt.mp4 --fps 20
+  xfusion-bluesky export 1a2b3c4d --method bicubic       # the baseline
+
+A raw uid names the fusion its run requested (edvr_stf unless the scan asked
+for another), not a baseline fused later by hand; --method picks another.
 """
 
 
@@ -57,7 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "uid",
         metavar="UID",
-        help="derived run uid, or a raw run's (its newest successful fusion)",
+        help="derived run uid, or a raw run's (its fusion of --method)",
+    )
+    add_method_argument(
+        parser,
+        help="with a raw uid, the fusion to use (default: the method the raw run "
+        "requested; if it has none of that, its newest other one)",
     )
     parser.add_argument(
         "--out",
@@ -90,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     catalogs, uri = open_from_args(args, create=False)
     try:
-        fused = resolve_fused(catalogs, args.uid, uri=uri)
+        fused = resolve_fused(catalogs, args.uid, uri=uri, method=args.method)
         out = args.out or default_path(fused, args.format or "h5")
         path = export_fused(
             fused, out, format=args.format, fps=args.fps, overwrite=args.overwrite
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         count, height, width = (int(v) for v in fused.frames.shape)
         print(
             f"wrote {path} ({count} frames {height}×{width} px of derived run "
-            f"{fused.uid}, raw run {fused.raw_uid})"
+            f"{fused.uid}, raw run {fused.raw_uid}, {fused.method} fusion)"
         )
     finally:
         catalogs.root.context.close()

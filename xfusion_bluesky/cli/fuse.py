@@ -8,6 +8,7 @@ server's ``fused`` container; asking again returns that run unless ``--force``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from xfusion_bluesky.cli.options import (
     add_tiled_arguments,
     open_from_args,
     resolve_device,
+    seconds,
 )
 
 DESCRIPTION = """\
@@ -35,11 +37,18 @@ examples:
   xfusion-bluesky fuse 1a2b3c4d                    # the method the run asked for
   xfusion-bluesky fuse 1a2b3c4d --method bicubic   # a baseline beside it
   xfusion-bluesky fuse 1a2b3c4d --force --model runs/mine/final.pth --device cuda
+  xfusion-bluesky fuse 1a2b3c4d --wait 600         # the scan is still running
 
 UID is the raw run's uid (a unique prefix works), as printed by the scan or
 listed in the server's `raw` container. The exit status is 0 when the derived
 run succeeded (or is still being written by a worker), 1 when it failed: the
-reason is printed and kept in the derived run's stop document.
+reason is printed and kept in the derived run's stop document. A run stopped or
+aborted part-way is fused burst by burst: the bursts left out are listed.
+
+A run still being recorded (no stop document yet) is refused, exit status 1,
+with nothing written; --wait S waits up to S seconds for the scan to end first.
+A model file that does not exist is a usage error (exit status 2), not a
+failed fusion.
 """
 
 
@@ -70,39 +79,75 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fuse again even if an identical derived run exists",
     )
+    parser.add_argument(
+        "--wait",
+        type=seconds,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for a run still being recorded to end "
+        "(default 0: refuse it, writing nothing)",
+    )
     add_device_argument(parser)
     add_batch_size_argument(parser)
     add_tiled_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Fuse the run, print where the result is; 1 if the fusion failed."""
     from xfusion_bluesky.catalog.lookup import check_raw_uid
+    from xfusion_bluesky.errors import RunNotFinishedError
     from xfusion_bluesky.pipeline import fuse_run
 
+    _check_model(args)
     device = resolve_device(args.device)
     catalogs, uri = open_from_args(args, create=True)
     status = "failed"
     try:
         check_raw_uid(catalogs, args.uid, uri=uri)
         began = time.time()
-        fused = fuse_run(
-            catalogs.root,
-            args.uid,
-            method=args.method,
-            model=args.model,
-            lr_separation=args.lr_separation,
-            force=args.force,
-            device=device,
-            batch_size=args.batch_size,
-            progress=True,
-        )
+        if args.wait:
+            print(f"waiting up to {args.wait:g} s for the scan to end ...", flush=True)
+        try:
+            fused = fuse_run(
+                catalogs.root,
+                args.uid,
+                method=args.method,
+                model=args.model,
+                lr_separation=args.lr_separation,
+                force=args.force,
+                device=device,
+                batch_size=args.batch_size,
+                progress=True,
+                wait_s=args.wait,
+            )
+        except RunNotFinishedError as err:
+            hint = "" if args.wait else "; pass --wait S to wait for it"
+            print(f"xfusion-bluesky: error: {err}{hint}", file=sys.stderr)
+            return 1
         status = fused.status
         print(describe(fused, new=_started(fused) >= began))
     finally:
         catalogs.root.context.close()
     return 1 if status == "failed" else 0
+
+
+def _check_model(args: argparse.Namespace) -> None:
+    """Refuse a --model that is neither a file nor a shipped model's name (exit 2).
+
+    A usage error must not reach the catalog as a failed fusion of the run.
+    """
+    if args.model is None:
+        return
+    from pathlib import Path
+
+    from xfusion_bluesky.fusion.model.checkpoint import MODELS_DIR
+
+    path = Path(args.model).expanduser()
+    if not path.is_file() and not (MODELS_DIR / f"{args.model}.pth").is_file():
+        args.parser.error(
+            f"--model {args.model}: no such file (nor a shipped model in {MODELS_DIR})"
+        )
 
 
 def describe(fused: Any, *, new: bool = True) -> str:
@@ -135,6 +180,10 @@ def describe(fused: Any, *, new: bool = True) -> str:
             "note         another worker is writing it now: "
             "fetch_fused(client, uid, wait=...) returns it when done"
         )
+    missing = (fused.outcome or {}).get("missing_bursts") or []
+    if missing and fused.status == "success":
+        numbers = ", ".join(str(item["burst"]) for item in missing)
+        lines.append(f"left out     burst(s) {numbers}: not fused (see reason)")
     if fused.reason:
         lines.append(f"reason       {fused.reason}")
     return "\n".join(lines)

@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from xfusion_bluesky.cli.options import add_tiled_arguments, open_from_args
+from xfusion_bluesky.cli.options import (
+    add_method_argument,
+    add_tiled_arguments,
+    open_from_args,
+)
 
 DESCRIPTION = """\
 Draw one fused frame beside the frames it was made from, as in the paper's
@@ -24,7 +28,11 @@ all three are shown on the HS camera's intensity scale.
 EPILOG = """\
 examples:
   xfusion-bluesky show 1a2b3c4d                      # raw or derived uid
+  xfusion-bluesky show 1a2b3c4d --method bicubic     # the raw run's baseline
   xfusion-bluesky show 1a2b3c4d --frame 40 --out frame40.png
+
+A raw uid names the fusion its run requested (edvr_stf unless the scan asked
+for another), not a baseline fused later by hand; --method picks another.
 
 The default frame lies midway between the two HS frames nearest the middle of
 the burst: the instant where fusion has the least HS information.
@@ -43,7 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "uid",
         metavar="UID",
-        help="derived run uid, or a raw run's (its newest successful fusion)",
+        help="derived run uid, or a raw run's (its fusion of --method)",
+    )
+    add_method_argument(
+        parser,
+        help="with a raw uid, the fusion to use (default: the method the raw run "
+        "requested; if it has none of that, its newest other one)",
     )
     parser.add_argument(
         "--out", metavar="PATH", help="PNG to write (default fused_<uid>.png here)"
@@ -69,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     catalogs, uri = open_from_args(args, create=False)
     try:
-        fused = resolve_fused(catalogs, args.uid, uri=uri)
+        fused = resolve_fused(catalogs, args.uid, uri=uri, method=args.method)
         burst = load_burst(fused, args.burst)
         frame = burst.default_frame() if args.frame is None else args.frame
         panel = burst.panel(frame)
@@ -81,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             ref_time_us=panel.time_us,
             title=panel.title,
         )
-        print(f"wrote {out}: {panel.title}")
+        print(f"wrote {out}: {panel.title} ({fused.method} fusion)")
     finally:
         catalogs.root.context.close()
     return 0

@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the IOC until interrupted."""
+    """Run the IOC until interrupted; say so, in one line, once it serves."""
     from xfusion_bluesky.ioc.__main__ import main
 
-    return main(args=args)
+    return main(args=args, on_ready=lambda line: print(line, flush=True))

@@ -10,6 +10,7 @@ the current run (a run cut short is fused again by the next worker).
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 import time
@@ -70,7 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_tiled_arguments(
-        parser, api_key_note="; needs read on raw runs and write on the fused container"
+        parser,
+        api_key_note="; needs read on raw runs and write on the fused container "
+        "(default XFUSION_FUSION_API_KEY, else XFUSION_TILED_API_KEY)",
     )
     parser.add_argument(
         "--zmq",
@@ -101,6 +104,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="look for missed runs every S seconds; 0: never (default 60)",
     )
+    parser.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        help="replay the raw runs' backups in DIR at each catch-up (the "
+        "acquisition host's $XFUSION_DATA/backup)",
+    )
+    parser.add_argument(
+        "--orphan-after-s",
+        type=seconds,
+        default=3600.0,
+        metavar="S",
+        help="mark a requested raw run failed (orphaned) when it has had no stop "
+        "document for S seconds and has no backup; 0: never (default 3600)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -110,8 +127,15 @@ def run(args: argparse.Namespace) -> int:
     from xfusion_bluesky.callbacks.feeds import TiledFeed, ZmqFeed, parse_address
     from xfusion_bluesky.catalog.connect import open_catalogs, redact
     from xfusion_bluesky.catalog.lookup import server_address
+    from xfusion_bluesky.settings import Settings
 
-    uri, api_key = server_address(args.tiled, args.api_key)
+    # Shown at default verbosity: one line per run is what an operator watches.
+    logging.getLogger("xfusion_bluesky.callbacks.worker").setLevel(
+        min(logging.INFO, logging.getLogger().level)
+    )
+    uri, api_key = server_address(
+        args.tiled, args.api_key or Settings.from_env().fusion_api_key
+    )
     if args.zmq:
         parse_address(args.zmq)  # a typo fails here, not in a thread
     worker = FusionWorker(
@@ -126,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         since=_since(args.catch_up_s),
         poll_s=None if args.no_catch_up else args.poll_s or None,
         torch_threads=args.threads,
+        backup_dir=args.backup_dir,
+        orphan_after_s=args.orphan_after_s or None,
     )
     stop = threading.Event()
     _on_signals(stop)

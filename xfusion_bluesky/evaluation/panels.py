@@ -48,7 +48,13 @@ def draw_attention_series(
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         if np.isfinite(backward).any() or np.isfinite(forward).any():
-            ax.legend(loc="upper right", fontsize=7)
+            ax.legend(
+                loc="upper left",
+                bbox_to_anchor=(1.005, 1.0),
+                borderaxespad=0.0,
+                fontsize=7,
+                frameon=False,
+            )
         else:
             ax.text(
                 0.5,
@@ -87,10 +93,11 @@ def attention_figure(
     Path
     """
     plt = agg_pyplot()
-    fig, (raw_ax, normalized_ax) = plt.subplots(2, 1, figsize=(8.0, 4.6), sharex=True)
+    fig, (raw_ax, normalized_ax) = plt.subplots(
+        2, 1, figsize=(8.0, 4.6), sharex=True, layout="constrained"
+    )
     draw_attention_series(raw_ax, normalized_ax, series, ref_time_us=ref_time_us)
     fig.suptitle(title or f"{series.label} attention scores", fontsize=10)
-    fig.tight_layout()
     return _save_png(fig, path, dpi=90)
 
 
@@ -127,7 +134,9 @@ def frame_panel(
     height, width = np.asarray(images[0][1]).shape
     image_h = 2.9 * height / width
     rows = [image_h] + ([1.15, 1.15] if series is not None else [])
-    fig = plt.figure(figsize=(max(2.9 * columns, 7.0), sum(rows) + 0.9))
+    fig = plt.figure(
+        figsize=(max(2.9 * columns, 7.0), sum(rows) + 0.9), layout="constrained"
+    )
     grid = fig.add_gridspec(len(rows), columns, height_ratios=rows)
     stack = np.stack([np.asarray(image, dtype=np.float64) for _, image in images])
     lo, hi = np.percentile(stack[np.isfinite(stack)], [0.5, 99.5])
@@ -142,7 +151,6 @@ def frame_panel(
         raw_ax.tick_params(labelbottom=False)
         draw_attention_series(raw_ax, normalized_ax, series, ref_time_us=ref_time_us)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return _save_png(fig, path, dpi=80)
 
 

@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 #: Compute dtypes ``fuse(dtype=...)`` accepts (None means float32).
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+#: Largest intensity span fusion takes: normalisation and the network work in
+#: float32, where a wider span overflows to inf (1e300 gave all-inf frames).
+MAX_SPAN = float(np.finfo(np.float32).max) / 2
 
 
 def check_frames(frames: ArrayLike, name: str) -> NDArray[Any]:
@@ -50,11 +53,16 @@ def check_frames(frames: ArrayLike, name: str) -> NDArray[Any]:
             f"{name} is empty (shape {array.shape}): fusion needs frames"
         )
     # min/max find NaN and ±inf without a full-size boolean temporary.
-    if array.dtype.kind == "f" and not (
-        np.isfinite(array.min()) and np.isfinite(array.max())
-    ):
+    low, high = float(array.min()), float(array.max())
+    if array.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
         raise InvalidInputError(
             f"{name} contains NaN or inf: replace or drop those frames first"
+        )
+    if max(abs(low), abs(high), high - low) > MAX_SPAN:
+        raise InvalidInputError(
+            f"{name} holds values in [{low:.3g}, {high:.3g}], beyond what fusion "
+            f"computes in float32 (span and magnitude ≤ {MAX_SPAN:.3g}): scale "
+            "the frames to camera counts first"
         )
     return array
 

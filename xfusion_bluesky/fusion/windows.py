@@ -59,10 +59,16 @@ def check_lr_separation(lr_separation: Any, num_frames: int) -> int:
         raise InvalidInputError(
             f"lr_separation must be 1, 2 or 3 LR frame periods; got {s}"
         )
+    if num_frames < 2:
+        raise InvalidInputError(
+            f"fusion needs at least 2 LR frames (the reference frame and its "
+            f"neighbours at ± lr_separation); got {num_frames}: record more frames"
+        )
     if s >= num_frames:
         raise InvalidInputError(
             f"lr_separation must be smaller than the number of LR frames "
-            f"({num_frames}); got {s}: record more frames or use a smaller separation"
+            f"({num_frames}); got {s}: record more frames or use lr_separation ≤ "
+            f"{num_frames - 1}"
         )
     return s
 

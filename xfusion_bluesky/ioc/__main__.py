@@ -12,7 +12,7 @@ import argparse
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from caproto.server import PVGroup, SubGroup, run
@@ -24,7 +24,7 @@ from xfusion_bluesky.ioc.options import add_ioc_arguments
 from xfusion_bluesky.ioc.timing import DG645Group, SimEventGroup
 from xfusion_bluesky.synthetic import scene as scene_module
 
-__all__ = ["SimBeamlineIOC", "build_parser", "main"]
+__all__ = ["SimBeamlineIOC", "build_parser", "main", "ready_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,33 @@ def build_parser() -> argparse.ArgumentParser:
     return add_ioc_arguments(parser)
 
 
-def main(argv: Sequence[str] | None = None, args: Any = None) -> int:
+def ready_line(prefix: str, pv_count: int, interfaces: Sequence[str]) -> str:
+    """Return the line the IOC prints once it serves: prefix, PVs, where, how to stop.
+
+    Parameters
+    ----------
+    prefix : str
+        The PV prefix.
+    pv_count : int
+        PVs served.
+    interfaces : sequence of str
+        Addresses it listens on.
+    """
+    port = os.environ.get("EPICS_CAS_SERVER_PORT") or os.environ.get(
+        "EPICS_CA_SERVER_PORT", "5064"
+    )
+    return (
+        f"sim IOC {prefix} serves {pv_count} PVs ({prefix}UHS:, {prefix}HS:, "
+        f"{prefix}DG1:, {prefix}SIM:) on {' '.join(interfaces)}, Channel Access "
+        f"port {port}; Ctrl-C stops it"
+    )
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    args: Any = None,
+    on_ready: Callable[[str], Any] | None = None,
+) -> int:
     """Run the IOC until interrupted; return the exit code.
 
     Parameters
@@ -85,6 +111,9 @@ def main(argv: Sequence[str] | None = None, args: Any = None) -> int:
         Command line (default ``sys.argv[1:]``).
     args : argparse.Namespace, optional
         Already parsed options (the ``xfusion-bluesky sim-ioc`` verb).
+    on_ready : callable, optional
+        Called with :func:`ready_line` once the IOC serves (the verb prints it);
+        default: logged at INFO.
     """
     if args is None:
         args = build_parser().parse_args(argv)
@@ -100,6 +129,10 @@ def main(argv: Sequence[str] | None = None, args: Any = None) -> int:
         await ioc.sim.scene_seed.write(int(args.seed))
         await ioc.uhs.startup()
         await ioc.hs.startup()
+        # The hook runs once the server listens: now clients can connect.
+        (on_ready or logger.info)(
+            ready_line(args.prefix, len(ioc.pvdb), args.interfaces)
+        )
 
     logger.info("sim IOC %s on %s", args.prefix, " ".join(args.interfaces))
     run(

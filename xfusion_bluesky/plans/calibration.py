@@ -228,6 +228,9 @@ def registration_scan(
         yield from bps.checkpoint()
         yield from acquire_burst([uhs, hs], timing, timeout_s=timeout_s)
         yield from read_event([uhs, hs, timing])
+        # A deferred pause (one Ctrl-C) asked for during the burst takes effect
+        # here, once the burst is stored, instead of being dropped.
+        yield from bps.checkpoint()
         lr_idx, hr_idx = _simultaneous(
             uhs.frame_times_s.get(),
             hs.frame_times_s.get(),

@@ -137,7 +137,8 @@ def dual_camera_scan(
     ------
     Msg
         Configuration, stage, open_run, per burst checkpoint/arm/fire/wait/event,
-        close_run, unstage.
+        a last checkpoint, close_run, unstage. A deferred pause (one Ctrl-C)
+        takes effect at the next burst boundary.
 
     Returns
     -------
@@ -267,10 +268,15 @@ def dual_camera_scan(
     @bpp.stage_decorator([uhs, hs, timing])
     @bpp.run_decorator(md=_md)
     def inner() -> MsgGenerator[None]:
+        # A checkpoint at every burst boundary, the last one included: a deferred
+        # pause (one Ctrl-C) asked for during a burst takes effect when that burst
+        # is stored. Without the last one, a pause asked for during the last burst
+        # (every burst of a one-burst scan) was acknowledged and then dropped.
         for _ in range(num_bursts):
             yield from bps.checkpoint()
             yield from acquire_burst([uhs, hs], timing, timeout_s=timeout_s)
             yield from read_event([uhs, hs, timing])
+        yield from bps.checkpoint()
 
     return (yield from inner())
 

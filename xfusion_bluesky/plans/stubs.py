@@ -42,7 +42,16 @@ def read_burst_settings(camera: Any) -> MsgGenerator[BurstSettings]:
     Returns
     -------
     BurstSettings
+
+    Raises
+    ------
+    RoiChangedError
+        An EPICS camera's IOC no longer holds the ROI this session set (it
+        restarted): raised before anything is read, so no scan runs on it.
     """
+    check_roi = getattr(camera, "check_roi", None)
+    if check_roi is not None:  # EPICS cameras: an IOC restart resets the ROI
+        check_roi()
     cam = camera.cam
     period = yield from bps.rd(cam.acquire_period)
     exposure = yield from bps.rd(cam.acquire_time)

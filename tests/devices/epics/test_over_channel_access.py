@@ -55,3 +55,42 @@ def test_bad_setting_over_ca_arms_nothing(RE, epics_devices):
     for camera in (epics_devices.uhs, epics_devices.hs):
         assert camera.cam.acquire.get() == 0
         assert camera.cam.trigger_mode.get() == "Internal"
+
+
+def test_a_roi_the_ioc_lost_stops_the_next_scan_until_settled(RE, tiled, epics_devices):
+    """An IOC restart puts its ROI back to full frames, behind the device's back."""
+    from ophyd import EpicsSignal
+
+    from xfusion_bluesky.devices.epics.camera import RoiChangedError
+
+    hs = epics_devices.hs
+    full = (0, 0, hs.spec.sensor_height, hs.spec.sensor_width)
+    behind = [
+        EpicsSignal(f"{hs.prefix}cam1:{pv}", name=pv)
+        for pv in ("MinY", "MinX", "SizeY", "SizeX")
+    ]
+    for signal, value in zip(behind, full, strict=True):
+        signal.set(value).wait(5)  # as the restarted IOC does: not via `hs`
+    starts = []
+    RE.subscribe(lambda name, doc: starts.append(doc), "start")
+    with pytest.raises(RoiChangedError) as info:
+        RE(dual_camera_scan())
+    message = str(info.value)
+    assert f"is {full}" in message
+    assert ", 64, 96) this session set" in message
+    assert "hs.restore_roi()" in message
+    assert starts == []  # no run recorded on the IOC's ROI
+    assert hs.cam.acquire.get() == 0
+
+    hs.restore_roi()
+    assert (hs.cam.size_y.get(), hs.cam.size_x.get()) == (64, 96)
+    (uid,) = RE(dual_camera_scan())
+    assert tiled.raw[uid].start["hs"]["frame_shape"] == [64, 96]
+
+    # Keeping the IOC's ROI is a choice too: then scans take it without a word.
+    behind[3].set(80).wait(5)
+    hs.accept_roi()
+    hs.check_roi()  # no error
+    hs.cam.size_x.set(96).wait(5)
+    for signal in behind:
+        signal.destroy()

@@ -117,3 +117,26 @@ def test_pure_pytorch_runs_on_cuda_like_cpu():
     args = [t.cuda() for t in (x, offset, weight, bias)]
     gpu = deform_conv2d_torch(*args, padding=1, mask=mask.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-10, rtol=1e-10)
+
+
+def test_the_fallback_is_said_once_per_process_however_many_fusions(
+    monkeypatch, caplog
+):
+    import threading
+
+    monkeypatch.setattr(deform_conv, "_torchvision_op", None)
+    monkeypatch.setattr(deform_conv, "_fallback_said", threading.Event())
+    x, weight, bias, offset, mask = _case(5)
+
+    def fuse() -> None:
+        deform_conv.deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
+
+    caplog.set_level("WARNING", logger=deform_conv.__name__)
+    threads = [threading.Thread(target=fuse) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    fuse()
+    said = [r for r in caplog.records if "pure-PyTorch" in r.getMessage()]
+    assert len(said) == 1

@@ -6,6 +6,12 @@ HPV-X2 driver exists; ADPhantom is in early development), so vendor PVs follow
 ADPhantom where it has one (``MaxFrameCount_RBV``) and are ours otherwise. Only the
 PVs used are declared, so the devices connect to any IOC serving them: the caproto
 simulation (``xfusion-bluesky sim-ioc``) or a real driver.
+
+An IOC that restarts comes back with its own ROI (full frames, unless autosave
+restores it), and a scan that keeps the camera's ROI would record that. So each
+camera remembers the ROI this session wrote to it and checks the IOC still holds
+it before a scan: :meth:`~_EpicsBurstCamera.check_roi` raises naming both ROIs,
+and ``restore_roi()`` / ``accept_roi()`` settle which one to use.
 """
 
 from __future__ import annotations
@@ -32,13 +38,38 @@ from xfusion_bluesky.devices.base import (
     dated_directory,
     new_file_name,
 )
+from xfusion_bluesky.errors import XFusionError
 
-__all__ = ["BurstCamDriver", "BurstHDF5Plugin", "HSCamera", "UHSCamera"]
+__all__ = [
+    "ROI_KEYS",
+    "BurstCamDriver",
+    "BurstHDF5Plugin",
+    "HSCamera",
+    "RoiChangedError",
+    "UHSCamera",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Longest wait for the IOC to confirm arming / file creation.
 _HANDSHAKE_TIMEOUT_S = 10.0
+#: The ROI's ``cam`` components, in the order of ``BurstSettings.roi``.
+ROI_KEYS = ("min_y", "min_x", "size_y", "size_x")
+
+
+class RoiChangedError(XFusionError):
+    """The IOC's ROI is not the one this session set (an IOC restart resets it)."""
+
+
+class _RoiSignal(SignalWithRBV):
+    """A ROI setpoint that tells its camera what this session wrote to it."""
+
+    def put(self, value: Any, *args: Any, **kwargs: Any) -> None:
+        """Write ``value`` and record it as the camera's configured ROI value."""
+        super().put(value, *args, **kwargs)
+        camera = self.root
+        if isinstance(camera, _EpicsBurstCamera):
+            camera.configured_roi[self.attr_name] = int(value)
 
 
 class BurstCamDriver(ADBase):
@@ -50,10 +81,10 @@ class BurstCamDriver(ADBase):
     num_images = ADCpt(SignalWithRBV, "NumImages", kind="config")
     image_mode = ADCpt(SignalWithRBV, "ImageMode", string=True, kind="omitted")
     trigger_mode = ADCpt(SignalWithRBV, "TriggerMode", string=True, kind="config")
-    min_x = ADCpt(SignalWithRBV, "MinX", kind="config")
-    min_y = ADCpt(SignalWithRBV, "MinY", kind="config")
-    size_x = ADCpt(SignalWithRBV, "SizeX", kind="config")
-    size_y = ADCpt(SignalWithRBV, "SizeY", kind="config")
+    min_x = ADCpt(_RoiSignal, "MinX", kind="config")
+    min_y = ADCpt(_RoiSignal, "MinY", kind="config")
+    size_x = ADCpt(_RoiSignal, "SizeX", kind="config")
+    size_y = ADCpt(_RoiSignal, "SizeY", kind="config")
     max_size_x = ADCpt(EpicsSignalRO, "MaxSizeX_RBV", kind="omitted")
     max_size_y = ADCpt(EpicsSignalRO, "MaxSizeY_RBV", kind="omitted")
     manufacturer = ADCpt(EpicsSignalRO, "Manufacturer_RBV", string=True, kind="config")
@@ -108,6 +139,8 @@ class _EpicsBurstCamera(BurstCamera):
         super().__init__(prefix, *args, **kwargs)
         self.write_dir = Path(write_dir)
         self._subscription: int | None = None
+        #: ROI values this session wrote (``ROI_KEYS`` → value): what a scan expects.
+        self.configured_roi: dict[str, int] = {}
         self.stage_sigs.update(
             [("cam.image_mode", "Multiple"), ("cam.data_type", "UInt16")]
         )
@@ -124,6 +157,56 @@ class _EpicsBurstCamera(BurstCamera):
     def flavour(self) -> str:
         """Return ``"epics"``."""
         return "epics"
+
+    def roi_changes(self) -> dict[str, tuple[int, int]]:
+        """Return the ROI values the IOC no longer holds: key → (set, now)."""
+        changed = {}
+        for key, wanted in self.configured_roi.items():
+            now = int(getattr(self.cam, key).get())
+            if now != wanted:
+                changed[key] = (wanted, now)
+        return changed
+
+    def check_roi(self) -> None:
+        """Raise when the IOC's ROI is not the one this session set.
+
+        Raises
+        ------
+        RoiChangedError
+            Names both ROIs and the two ways on: :meth:`restore_roi` or
+            :meth:`accept_roi`.
+        """
+        changed = self.roi_changes()
+        if not changed:
+            return
+        now = self.settings().roi
+        wanted = tuple(
+            self.configured_roi.get(key, now[i]) for i, key in enumerate(ROI_KEYS)
+        )
+        raise RoiChangedError(
+            f"{self.name}: the IOC's ROI (min_y, min_x, size_y, size_x) is {now}, "
+            f"not the {wanted} this session set; an IOC restart resets it (to full "
+            f"frames). Set it again with {self.name}.restore_roi(), or keep the "
+            f"IOC's with {self.name}.accept_roi()"
+        )
+
+    def restore_roi(self) -> None:
+        """Write the ROI this session set back to the IOC (after an IOC restart)."""
+        for key in ROI_KEYS:
+            if key in self.configured_roi:
+                signal = getattr(self.cam, key)
+                signal.set(self.configured_roi[key]).wait(_HANDSHAKE_TIMEOUT_S)
+        logger.info("%s: ROI %s set again", self.name, self.settings().roi)
+
+    def accept_roi(self) -> None:
+        """Take the IOC's current ROI as the one scans expect from now on."""
+        for key in ROI_KEYS:
+            self.configured_roi[key] = int(getattr(self.cam, key).get())
+
+    def validate(self) -> BurstSettings:
+        """Check the ROI is the one this session set, then the settings."""
+        self.check_roi()
+        return super().validate()
 
     def _open_file(self, settings: BurstSettings) -> str:
         directory = dated_directory(self.write_dir)

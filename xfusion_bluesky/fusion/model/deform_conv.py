@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable
 from typing import Literal
 
@@ -39,7 +40,20 @@ def _import_torchvision_op() -> Callable[..., torch.Tensor] | None:
 
 _torchvision_op = _import_torchvision_op()
 
-_warned_fallback = False
+#: The fallback is said once per process, however many fusions (and threads) use it.
+_fallback_said = threading.Event()
+_fallback_lock = threading.Lock()
+
+
+def _say_fallback() -> None:
+    with _fallback_lock:
+        if _fallback_said.is_set():
+            return
+        _fallback_said.set()
+    logger.warning(
+        "torchvision.ops.deform_conv2d is unavailable: using the pure-PyTorch "
+        "deformable convolution (same results, slower; said once per process)"
+    )
 
 
 def torchvision_available() -> bool:
@@ -166,7 +180,6 @@ def deform_conv2d(
 
     Same arguments as :func:`deform_conv2d_torch`; ``backend`` forces one path.
     """
-    global _warned_fallback
     use_tv = backend == "torchvision" or (backend == "auto" and torchvision_available())
     if use_tv:
         if _torchvision_op is None:
@@ -184,12 +197,8 @@ def deform_conv2d(
             dilation=(dilation, dilation),
             mask=mask,
         )
-    if backend == "auto" and not _warned_fallback:
-        _warned_fallback = True
-        logger.warning(
-            "torchvision.ops.deform_conv2d is unavailable: using the pure-PyTorch "
-            "deformable convolution (same results, slower)"
-        )
+    if backend == "auto" and not _fallback_said.is_set():
+        _say_fallback()
     return deform_conv2d_torch(
         x,
         offset,
