@@ -2,7 +2,7 @@
 
 A standalone Tiled server (``xfusion-bluesky serve``, SQLite) and a beamline in
 the demo ROI with automatic fusion in a worker process record ``--scans`` runs of
-two bursts each. Before each scan one fault is drawn (seeded):
+three bursts each. Before each scan one fault is drawn (seeded):
 
 - ``none``: nothing happens;
 - ``server``: the server is stopped after the first burst and restarted after
@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,7 @@ class FaultAfterFirstBurst:
 
 def main() -> int:
     args = parse_args()
+    from bluesky.utils import RunEngineInterrupted
     from tiled.client import from_uri
 
     from xfusion_bluesky.beamline import setup
@@ -146,13 +148,15 @@ def main() -> int:
         if fault == "server":
             fault_hook.action = server.stop
         elif fault in ("pause", "abort"):
-            fault_hook.action = lambda: bl.RE.request_pause(defer=True)
+            fault_hook.action = lambda: _pause_soon(bl.RE)
         try:
-            bl.RE(dual_camera_scan(num_bursts=2, md={"fusion": request}))
-            if bl.RE.state == "paused":
-                (bl.RE.abort if fault == "abort" else bl.RE.resume)()
+            bl.RE(dual_camera_scan(num_bursts=3, md={"fusion": request}))
+        except RunEngineInterrupted:  # the pause asked for: resume or abort below
+            pass
         except Exception as err:  # the soak records, never stops on a scan
             print(f"scan {n} ({fault}) raised {type(err).__name__}: {err}")
+        if bl.RE.state == "paused":
+            (bl.RE.abort if fault == "abort" else bl.RE.resume)()
         fault_hook.action = None
         uid = starts[first] if len(starts) > first else None
         if uid is None:
@@ -177,6 +181,15 @@ def main() -> int:
     lost = sum(1 for uid in drawn if not counts[uid])
     duplicated = sum(1 for uid in drawn if len(counts[uid]) > 1)
     return 0 if lost == duplicated == 0 and len(drawn) == args.scans else 1
+
+
+def _pause_soon(RE: Any) -> None:
+    """Ask for a deferred pause from another thread, as one Ctrl-C does.
+
+    ``request_pause`` waits on the RunEngine's loop, which is running this
+    callback: called here directly it would never return.
+    """
+    threading.Thread(target=RE.request_pause, kwargs={"defer": True}).start()
 
 
 def _truncate_uhs_file(run: Any) -> None:

@@ -116,8 +116,8 @@ def RE(tiled):
 @contextlib.contextmanager
 def sim_beamline(hdf5_dir):
     """Tiny sim beamline: UHS 16×24 (field 64×96 HR), HS 64×96; the plans' defaults."""
-    from xfusion_bluesky.beamline import RoiPreset, apply_roi_preset
     from xfusion_bluesky.devices.base import Registration
+    from xfusion_bluesky.devices.presets import RoiPreset, apply_roi_preset
     from xfusion_bluesky.devices.sim import (
         SimEvent,
         SimHSCamera,

@@ -15,7 +15,8 @@
 ``XFUSION_FUSION``         automatic fusion in the profile: ``process`` (default,
                            a worker process), ``thread`` or ``off``
 ``XFUSION_ROI``            ROI and rate preset of the profile's beamline: ``small``
-                           (default), ``full`` or ``demo`` (``beamline.ROI_PRESETS``)
+                           (default), ``full`` or ``demo``
+                           (``devices.presets.ROI_PRESETS``)
 ``XFUSION_VALIDATION``     folder holding the real validation radiographs
                            (``savu_i13_projections/``); not shipped: unset, the
                            evaluation skips them

@@ -113,7 +113,9 @@ def test_process_worker_fuses_in_a_child_and_its_logs_come_back(
     (outcome,) = worker.results
     assert (outcome.raw_uid, outcome.status) == (uid, "failed")
     records = [r for r in caplog.records if r.process == child.pid]
-    assert any(f"raw run {uid[:8]}: failed" in r.getMessage() for r in records)
+    assert any("1 raw run(s) to fuse" in r.getMessage() for r in records)
+    # One line per run, said by this side whatever the child's level.
+    assert f"fusion of raw run {uid[:8]}: failed" in caplog.text
     assert "fusion worker cannot" not in caplog.text
 
 

@@ -65,7 +65,9 @@ def v0(tiled, hdf5_dir):
 def test_fetch_fused_reads_a_v0_derived_run(tiled, v0):
     from xfusion_bluesky.catalog import fetch_fused
 
-    run = fetch_fused(tiled, v0["raw_uid"])
+    run = fetch_fused(tiled, v0["raw_uid"], method="bicubic")
+    # A raw uid names the fusion its run requested: here the edvr_stf failure.
+    assert fetch_fused(tiled, v0["raw_uid"]).fusion["method"] == "edvr_stf"
     assert "xfusion_format" not in run.metadata  # v0, as written
     assert run.status == "success"
     assert run.raw_uid == v0["raw_uid"]

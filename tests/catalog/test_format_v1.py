@@ -99,8 +99,11 @@ def test_written_documents_match_docs_format_md(
         table = tables[f"{derived} / `{name}` stream ({about})"]
         check(keys, table, f"derived {name}")
 
-    missing_weights = tmp_path / "missing.pth"
-    failed = fuse_run(tiled.raw, uid, method="edvr_stf", model=missing_weights)
+    # A checkpoint that exists but does not load is recorded as a failed run (a
+    # path that does not exist is a usage error: nothing is written).
+    broken_weights = tmp_path / "broken.pth"
+    broken_weights.write_bytes(b"not a checkpoint")
+    failed = fuse_run(tiled.raw, uid, method="edvr_stf", model=broken_weights)
     assert failed.status == "failed"
     assert failed.outcome["traceback"]
     check(failed.metadata, tables[f"{derived} / Start document"], "failed start")

@@ -81,7 +81,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Scan, wait for the automatic fusion, score, draw; print the paths and uids."""
-    from xfusion_bluesky.beamline import ROI_PRESETS, run_demo_scan, setup
+    from xfusion_bluesky.beamline import run_demo_scan, setup
+    from xfusion_bluesky.devices.presets import ROI_PRESETS
 
     if args.quick and args.method not in (None, "bicubic"):
         raise InvalidInputError(

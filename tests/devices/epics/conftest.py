@@ -4,9 +4,9 @@ import pytest
 @pytest.fixture
 def epics_devices(sim_ioc, hdf5_dir):
     """EPICS devices on the sim IOC, tiny ROIs as in `sim_devices`; plans' defaults."""
-    from xfusion_bluesky.beamline import RoiPreset, apply_roi_preset
     from xfusion_bluesky.devices.base import Registration
     from xfusion_bluesky.devices.epics import HSCamera, TimingGenerator, UHSCamera
+    from xfusion_bluesky.devices.presets import RoiPreset, apply_roi_preset
     from xfusion_bluesky.plans.defaults import BeamlineDevices, set_default_devices
 
     timing = TimingGenerator(f"{sim_ioc}DG1:", name="timing")
