@@ -63,9 +63,13 @@ class Server:
         self.data_dir, self.api_key = data_dir, api_key
         self.uri = f"http://127.0.0.1:{self.port}/api/v1"
         self.process: subprocess.Popen[bytes] | None = None
+        self.started = False
         self.restarts = 0
 
     def start(self) -> None:
+        if self.process is None and self.started:
+            self.restarts += 1
+        self.started = True
         cli = Path(sys.executable).parent / "xfusion-bluesky"
         log = (self.data_dir / "server.log").open("ab")
         self.process = subprocess.Popen(
@@ -97,11 +101,6 @@ class Server:
             self.process.terminate()
             self.process.wait(30)
             self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-        self.restarts += 1
 
 
 class FaultAfterFirstBurst:

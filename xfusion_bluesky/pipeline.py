@@ -21,6 +21,7 @@ import os
 import time
 from typing import Any
 
+import httpx
 import numpy as np
 import torch
 
@@ -190,6 +191,8 @@ def fuse_run(
     try:
         run = open_raw_run(catalogs.raw, full_uid)
         registration = run.field_registration()
+    except httpx.TransportError:
+        raise  # Tiled is unreachable: no outcome is known yet (see below)
     except Exception as err:
         return _record_failure(catalogs, full_uid, fusion, _reason(err), err, raw_start)
     fusion["registration"] = {**run.start["registration"], **registration.metadata()}
@@ -234,6 +237,11 @@ def fuse_run(
             writer.close(reason=summary)
         else:
             writer.fail(summary, short_traceback(last_error) if last_error else None)
+    except httpx.TransportError:
+        # Tiled went away mid-run (a restart, a network cut): that is not this
+        # run's outcome. Its unfinished derived run is replaced by the next try
+        # (the worker's next catch-up), whose writer finds this one gone.
+        raise
     except Exception as err:
         writer.fail(_reason(err), short_traceback(err))
     return FusedRun.open(catalogs, writer.uid)

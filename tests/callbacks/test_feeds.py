@@ -1,12 +1,12 @@
 """TiledFeed over the session server's websocket; ZmqFeed through a real 0MQ proxy."""
 
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 from xfusion_bluesky.callbacks import FusionCallback, TiledFeed, ZmqFeed
 
@@ -18,12 +18,6 @@ def _wait_for(condition, timeout=30.0):
             return False
         time.sleep(0.05)
     return True
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # tiled's stream client opens its websocket without `with`; websockets warns on the
@@ -61,7 +55,7 @@ def test_tiled_feed_submits_each_finished_requested_run_once(
 @pytest.fixture
 def zmq_proxy():
     """bluesky-0MQ-proxy on two free loopback ports; yields (in_port, out_port)."""
-    ports = _free_port(), _free_port()
+    ports = free_port(), free_port()
     proxy = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "bluesky-0MQ-proxy"),
@@ -120,7 +114,7 @@ def test_zmq_feed_hands_requested_runs_to_the_callback_and_stops(zmq_proxy):
 
 
 def test_zmq_feed_closes_with_nothing_to_listen_to():
-    feed = ZmqFeed(f"127.0.0.1:{_free_port()}", lambda name, doc: None).start()
+    feed = ZmqFeed(f"127.0.0.1:{free_port()}", lambda name, doc: None).start()
     thread = feed._thread
     assert thread.is_alive()
     feed.close()

@@ -70,6 +70,7 @@ def test_fetch_fused_reads_a_v0_derived_run(tiled, v0):
     assert fetch_fused(tiled, v0["raw_uid"]).fusion["method"] == "edvr_stf"
     assert "xfusion_format" not in run.metadata  # v0, as written
     assert run.status == "success"
+    assert run.missing_bursts == []  # written before format 2 recorded them
     assert run.raw_uid == v0["raw_uid"]
     assert run.fusion["method"] == "bicubic"
     np.testing.assert_array_equal(run.frames[:], v0["frames"])

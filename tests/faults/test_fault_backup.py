@@ -9,76 +9,24 @@ for fusion, and replaying it again changes nothing.
 """
 
 import json
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from servers import ServedTiled, free_port, tiled_config_command, write_tiled_config
 
 KEY = "backupsecret7"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class StandaloneServer:
-    """``tiled serve config`` on ``root``; start, stop and start again."""
-
-    def __init__(self, root: Path, hdf5_dir: Path):
-        from xfusion_bluesky.catalog.server import server_config
-
-        self.root = root
-        self.port = _free_port()
-        config = server_config(
-            data_dir=root, hdf5_dir=hdf5_dir, api_key=KEY, port=self.port
-        )
-        (root / "tiled" / "data").mkdir(parents=True, exist_ok=True)
-        self.config = root / "config.yml"
-        self.config.write_text(json.dumps(config))
-        self.uri = f"http://127.0.0.1:{self.port}/api/v1"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        tiled = Path(sys.executable).parent / "tiled"
-        with (self.root / "server.log").open("a") as log:
-            self.process = subprocess.Popen(
-                [str(tiled), "serve", "config", str(self.config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        for _ in range(240):
-            if self.process.poll() is not None:
-                pytest.fail((self.root / "server.log").read_text()[-2000:])
-            try:
-                url = f"http://127.0.0.1:{self.port}/healthz"
-                if httpx.get(url).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        pytest.fail("the standalone Tiled server never became healthy")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
 @pytest.fixture
 def server(tmp_path, hdf5_dir):
-    handle = StandaloneServer(tmp_path, hdf5_dir)
-    handle.start()
-    try:
+    """``tiled serve config`` on ``tmp_path``; the test stops and restarts it."""
+    port = free_port()
+    config = write_tiled_config(tmp_path, hdf5_dir, api_key=KEY, port=port)
+    command = tiled_config_command(config)
+    with ServedTiled(command, port, tmp_path / "server.log") as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 def _same(a, b) -> bool:
@@ -92,7 +40,7 @@ def _same(a, b) -> bool:
     return bool(a == b)
 
 
-def _scan_through_outage(server, hdf5_dir, num_bursts=3):
+def _scan_through_outage(server, hdf5_dir, backup, num_bursts=3):
     """Scan; the server stops after the first event; scan again while it is down.
 
     Returns the first run's uid and documents, and the second run's uid.
@@ -113,9 +61,7 @@ def _scan_through_outage(server, hdf5_dir, num_bursts=3):
     connection = connect(server.uri, api_key=KEY, hdf5_dir=hdf5_dir)
     try:
         RE = RunEngine()
-        subscribe_raw_writer(
-            RE, connection.raw, backup_directory=server.root / "backup"
-        )
+        subscribe_raw_writer(RE, connection.raw, backup_directory=backup)
         RE.subscribe(outage)
         (uid,) = RE(dual_camera_scan(num_bursts=num_bursts))
         tick = time.perf_counter()
@@ -129,18 +75,19 @@ def _scan_through_outage(server, hdf5_dir, num_bursts=3):
 
 @pytest.mark.slow  # two server starts (~5 s each) and a scan
 def test_outage_backup_is_complete_and_replays(
-    server, hdf5_dir, sim_devices, capsys, caplog
+    server, tmp_path, hdf5_dir, sim_devices, capsys, caplog
 ):
     from xfusion_bluesky.catalog.connect import connect, open_catalogs
     from xfusion_bluesky.catalog.progress import pending_runs
     from xfusion_bluesky.catalog.reader import open_raw_run
 
-    uid, emitted, later = _scan_through_outage(server, hdf5_dir)
+    backup = tmp_path / "backup"
+    uid, emitted, later = _scan_through_outage(server, hdf5_dir, backup)
     assert server.process.poll() is not None  # the outage did happen
     assert "Tiled has not answered since" in caplog.text  # the second run
 
-    path = server.root / "backup" / f"{uid}.jsonl"
-    assert path.exists(), sorted(p.name for p in (server.root / "backup").iterdir())
+    path = backup / f"{uid}.jsonl"
+    assert path.exists(), sorted(p.name for p in backup.iterdir())
     for line in path.read_text().splitlines():  # every line is whole JSON
         json.loads(line)
     from xfusion_bluesky.catalog.backup import read_backup, replay_backup
@@ -157,14 +104,14 @@ def test_outage_backup_is_complete_and_replays(
         # The CLI verb, as a user runs it once the server is back.
         from xfusion_bluesky.cli.main import main
 
-        argv = ["replay", "--all", "--backup-dir", str(server.root / "backup")]
+        argv = ["replay", "--all", "--backup-dir", str(backup)]
         assert main([*argv, "--tiled", server.uri, "--api-key", KEY]) == 0
         printed = capsys.readouterr().out
         assert f"raw run {uid} replayed" in printed
         assert f"raw run {later} replayed" in printed
         assert connection.raw[later].metadata["stop"]["exit_status"] == "success"
         assert not path.exists()
-        assert (server.root / "backup" / "replayed" / path.name).exists()
+        assert (backup / "replayed" / path.name).exists()
         node = connection.raw[uid]
         assert node.metadata["stop"]["exit_status"] == "success"
         run = open_raw_run(connection.raw, uid)
@@ -175,7 +122,7 @@ def test_outage_backup_is_complete_and_replays(
             assert burst.hr.shape[0] > 0
         assert uid in pending_runs(open_catalogs(connection.client))
         # Replaying again (the moved file) changes nothing.
-        moved = server.root / "backup" / "replayed" / path.name
+        moved = backup / "replayed" / path.name
         assert replay_backup(moved, connection.raw) is None
         assert connection.raw[uid].metadata["stop"] == node.metadata["stop"]
         # The worker's catch-up fuses the replayed run.

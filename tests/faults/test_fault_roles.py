@@ -6,10 +6,7 @@ an analyst reads. Everything else gets 401 (no or unknown key) or 403.
 """
 
 import os
-import socket
 import stat
-import subprocess
-import sys
 import time
 import warnings
 
@@ -17,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from bluesky import RunEngine
+from servers import ServedTiled, free_port, serve_command
 
 from xfusion_bluesky.callbacks import FusionWorker
 from xfusion_bluesky.catalog import fetch_fused
@@ -38,35 +36,16 @@ def served(tmp_path_factory, hdf5_dir):
     """`xfusion-bluesky serve --roles` on a free port: (URI, keys file)."""
     import json
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     data = tmp_path_factory.mktemp("roles")
     log = data / "serve.log"
     env = {k: v for k, v in os.environ.items() if k != "XFUSION_TILED_API_KEY"}
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "xfusion_bluesky", "serve", "--roles"),
-                *("--data-dir", str(data), "--hdf5-dir", str(hdf5_dir)),
-                *("--port", str(port)),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        for _ in range(240):
-            if server.poll() is not None:
-                pytest.fail(log.read_text()[-3000:])
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        else:
-            pytest.fail("the served Tiled never became healthy")
+    command = serve_command(
+        "--roles",
+        *("--data-dir", str(data), "--hdf5-dir", str(hdf5_dir)),
+        *("--port", str(port)),
+    )
+    with ServedTiled(command, port, log, env=env) as server:
         path = data / "tiled" / "role_keys.json"
         keys = {
             role: entry["api_key"]
@@ -74,10 +53,7 @@ def served(tmp_path_factory, hdf5_dir):
         }
         for key in keys.values():
             assert key not in log.read_text()  # printed: where, not what
-        yield f"http://127.0.0.1:{port}/api/v1", keys, path
-    finally:
-        server.terminate()
-        server.wait(10)
+        yield server.uri, keys, path
 
 
 def _post_container(uri, key, parent, name):

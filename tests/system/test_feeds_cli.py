@@ -5,7 +5,6 @@ Both workers run with --no-catch-up: the run can only reach them through the fee
 
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,10 @@ from pathlib import Path
 
 import pytest
 from bluesky.callbacks.zmq import Publisher
+from servers import free_port
 
 from xfusion_bluesky.catalog import fetch_fused
 from xfusion_bluesky.plans.dual_camera import dual_camera_scan
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for_line(process, text, timeout):
@@ -76,7 +70,7 @@ def test_tiled_subscription_feeds_the_worker(RE, tiled, sim_devices, tmp_path):
 @pytest.fixture
 def zmq_proxy():
     """bluesky-0MQ-proxy on two free loopback ports; yields (in_port, out_port)."""
-    ports = _free_port(), _free_port()
+    ports = free_port(), free_port()
     proxy = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "bluesky-0MQ-proxy"),

@@ -4,23 +4,18 @@ Writes without the key are refused; a worker given the key fuses and writes.
 """
 
 import gc
-import json
-import socket
-import subprocess
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import httpx
 import pytest
 from bluesky import RunEngine
+from servers import ServedTiled, free_port, tiled_config_command, write_tiled_config
 
 from xfusion_bluesky.callbacks import FusionWorker
 from xfusion_bluesky.catalog import fetch_fused
 from xfusion_bluesky.catalog.connect import connect
 from xfusion_bluesky.catalog.raw import subscribe_raw_writer
-from xfusion_bluesky.catalog.server import server_config
 from xfusion_bluesky.plans.dual_camera import dual_camera_scan
 
 # Slow: the module's server starts in ~5 s, and the worker's scan takes ~4 s more.
@@ -32,37 +27,12 @@ KEY = "facilitysecret42"  # Tiled accepts alphanumeric keys only
 @pytest.fixture(scope="module")
 def facility(tmp_path_factory, hdf5_dir):
     """Serve a SQLite catalog that requires KEY on a free port; yield its URI."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     root = tmp_path_factory.mktemp("facility")
-    config = server_config(data_dir=root, hdf5_dir=hdf5_dir, api_key=KEY, port=port)
-    (root / "tiled" / "data").mkdir(parents=True)
-    path = root / "config.yml"
-    path.write_text(json.dumps(config))
-    tiled = Path(sys.executable).parent / "tiled"
-    with (root / "server.log").open("w") as log:
-        server = subprocess.Popen(
-            [str(tiled), "serve", "config", str(path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        for _ in range(240):
-            if server.poll() is not None:
-                pytest.fail((root / "server.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        else:
-            pytest.fail("the facility Tiled server never became healthy")
-        yield f"http://127.0.0.1:{port}/api/v1"
-    finally:
-        server.terminate()
-        server.wait(10)
+    config = write_tiled_config(root, hdf5_dir, api_key=KEY, port=port)
+    command = tiled_config_command(config)
+    with ServedTiled(command, port, root / "server.log") as server:
+        yield server.uri
 
 
 def _create_container(uri, headers):

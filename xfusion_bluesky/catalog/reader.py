@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import h5py
+import httpx
 import numpy as np
 from numpy.typing import NDArray
 
@@ -274,6 +275,8 @@ def _read(stream: Any, key: str, index: int, name: str) -> NDArray[Any]:
         raise RunNotFusableError(f"the raw run has no {name} data (key {key!r})")
     try:
         frames = np.asarray(stream[key][index])
+    except httpx.TransportError:
+        raise  # Tiled unreachable: says nothing about the file (the caller retries)
     except Exception as err:
         response = getattr(err, "response", None)
         if getattr(response, "status_code", None) == 500:
