@@ -205,8 +205,11 @@ def _kill_when_busy(worker: Any, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and getattr(worker, "state", "") != "fusing":
         time.sleep(0.05)
-    if worker.pid:
-        os.kill(worker.pid, signal.SIGKILL)
+    try:
+        if worker.pid:
+            os.kill(worker.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended on its own meanwhile: the table says how
+        print(f"worker already gone ({worker.state}: {worker.error})")
 
 
 def _wait_for_outcomes(

@@ -9,6 +9,8 @@ import queue
 import threading
 import time
 
+import pytest
+
 from xfusion_bluesky.callbacks.loop import WorkerConfig, pending_runs, serve
 from xfusion_bluesky.catalog import fetch_fused
 from xfusion_bluesky.pipeline import fuse_run
@@ -142,6 +144,7 @@ def test_a_set_stop_or_a_gone_parent_ends_the_loop_before_its_jobs(tiled, write_
     assert run_loop(tiled, uid, catch_up=False)[1][1].raw_uid == uid
 
 
+@pytest.mark.slow  # ~1 s: kept out of the quick loop
 def test_an_unfinished_run_is_not_marked_orphaned_before_its_timeout(
     tiled, catalogs, since, write_run
 ):

@@ -40,7 +40,7 @@ def test_fusion_setting():
 def test_worker_that_cannot_reach_tiled_says_so_without_the_key():
     # Port 9 (discard) on loopback: nothing listens; the thread reports and ends.
     uri = "http://127.0.0.1:9/api/v1?api_key=s3cret"
-    worker = FusionWorker(uri, mode="thread").start()
+    worker = FusionWorker(uri, mode="thread", connect_wait_s=0).start()
     try:
         assert not worker.wait_idle(30)
         assert "cannot open Tiled at http://127.0.0.1:9/api/v1?api_key=***" in (

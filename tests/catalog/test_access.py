@@ -29,6 +29,7 @@ def test_role_table():
         RoleAccessPolicy({"0" * 32: "admin"})
 
 
+@pytest.mark.slow  # ~1 s: kept out of the quick loop
 def test_keys_are_made_once_owner_only(tmp_path):
     keys = provision_role_keys(tmp_path)
     path = tmp_path / "role_keys.json"

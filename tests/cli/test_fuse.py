@@ -36,6 +36,7 @@ def test_failed_fusion_exits_1_with_the_reason(raw_uid, server, tmp_path, capsys
     assert "reason       the model for 'edvr_stf' does not load" in out
 
 
+@pytest.mark.slow  # ~1 s: kept out of the quick loop
 def test_a_model_that_does_not_exist_is_a_usage_error(
     raw_uid, server, tiled, tmp_path, capsys
 ):

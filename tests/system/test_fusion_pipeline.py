@@ -179,6 +179,7 @@ def test_every_failure_is_recorded_and_the_next_run_still_fuses(
     assert _fuse(tiled, uid).status == "success"
 
 
+@pytest.mark.slow  # ~1 s: kept out of the quick loop
 def test_usage_errors_raise_and_write_nothing(tiled, write_raw_run, burst, tmp_path):
     from xfusion_bluesky.catalog import find_derived
     from xfusion_bluesky.errors import InvalidInputError

@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 IDLE_TICK_S = 0.5
 #: Seconds between two looks at a submitted run whose stop is not in Tiled yet.
 STOP_POLL_S = 0.2
+#: How long a worker waits for an unreachable Tiled (a server restart takes
+#: seconds to minutes); a worker started then must not give up at once.
+CONNECT_WAIT_S = 600.0
+#: Longest pause between two tries to reach Tiled.
+CONNECT_RETRY_MAX_S = 30.0
 
 #: ``emit(kind, payload)``: ``("result", FusionOutcome)``, ``("caught_up", int)``,
 #: ``("fatal", str)``.
@@ -102,6 +107,9 @@ class WorkerConfig:
         A fusion-requested raw run with no stop document this long after its
         start, and no backup in ``backup_dir``, is marked orphaned (a ``failed``
         derived run). None: never marked.
+    connect_wait_s : float
+        How long a worker that finds Tiled unreachable (a restart, an outage)
+        keeps trying to connect before it gives up; 0: not at all.
     """
 
     tiled_uri: str
@@ -118,6 +126,7 @@ class WorkerConfig:
     parent_pid: int | None = None
     backup_dir: str | None = None
     orphan_after_s: float | None = ORPHAN_AFTER_S
+    connect_wait_s: float = CONNECT_WAIT_S
 
 
 @dataclass(frozen=True)
@@ -175,22 +184,63 @@ def serve(config: WorkerConfig, jobs: JobQueue, stop: StopFlag, emit: Emit) -> N
         import torch
 
         torch.set_num_threads(max(1, int(config.torch_threads)))
-    try:
-        loop = _Loop(config, emit)
-    except Exception as err:  # worker boundary: say why, then stop
-        message = (
-            f"fusion worker cannot open Tiled at {redact(config.tiled_uri)}: "
-            f"{type(err).__name__}: {redact(str(err))}"
-        )
-        # No traceback kept (logger.exception would hold it in log records): its
-        # frames hold the half-built client, which must go now, not at exit.
-        logger.error("%s", message)
-        emit("fatal", message)
+    loop = _connect(config, emit, stop)
+    if loop is None:
         return
     try:
         loop.run(jobs, stop)
     finally:
         loop.close()
+
+
+def _connect(config: WorkerConfig, emit: Emit, stop: StopFlag) -> _Loop | None:
+    """Open Tiled, trying again while it does not answer; None when it never did.
+
+    Only an unreachable server is waited for (``connect_wait_s``); a refused key
+    or a wrong address ends the worker at once, with the reason.
+    """
+    import httpx
+
+    deadline = time.monotonic() + config.connect_wait_s
+    delay = 1.0
+    while True:
+        try:
+            return _Loop(config, emit)
+        except httpx.TransportError as err:
+            if stop.is_set() or time.monotonic() + delay > deadline:
+                error: Exception = err
+            else:
+                logger.warning(
+                    "Tiled at %s does not answer (%s): trying again in %.0f s",
+                    redact(config.tiled_uri),
+                    type(err).__name__,
+                    delay,
+                )
+                if _sleep_unless(stop, delay):
+                    return None
+                delay = min(2 * delay, CONNECT_RETRY_MAX_S)
+                continue
+        except Exception as err:  # worker boundary: say why, then stop
+            error = err
+        message = (
+            f"fusion worker cannot open Tiled at {redact(config.tiled_uri)}: "
+            f"{type(error).__name__}: {redact(str(error))}"
+        )
+        # No traceback kept (logger.exception would hold it in log records): its
+        # frames hold the half-built client, which must go now, not at exit.
+        logger.error("%s", message)
+        emit("fatal", message)
+        return None
+
+
+def _sleep_unless(stop: StopFlag, seconds: float) -> bool:
+    """Sleep ``seconds``, in ticks; return True as soon as ``stop`` is set."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if stop.is_set():
+            return True
+        time.sleep(min(IDLE_TICK_S, max(0.0, deadline - time.monotonic())))
+    return stop.is_set()
 
 
 class _Loop:

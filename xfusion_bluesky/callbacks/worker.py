@@ -29,7 +29,13 @@ from xfusion_bluesky.callbacks.child import (
     open_channels,
     spawn_child,
 )
-from xfusion_bluesky.callbacks.loop import FusionOutcome, WorkerConfig, redact, serve
+from xfusion_bluesky.callbacks.loop import (
+    CONNECT_WAIT_S,
+    FusionOutcome,
+    WorkerConfig,
+    redact,
+    serve,
+)
 from xfusion_bluesky.catalog.orphans import ORPHAN_AFTER_S
 from xfusion_bluesky.errors import InvalidInputError
 
@@ -95,6 +101,9 @@ class FusionWorker:
     orphan_after_s : float or None
         A requested raw run still without a stop document this long (s) after
         its start is marked orphaned (a ``failed`` derived run); None: never.
+    connect_wait_s : float
+        How long the loop waits for a Tiled that does not answer (it stays
+        ``starting``) before it gives up; 0: it gives up at once.
 
     Notes
     -----
@@ -127,6 +136,7 @@ class FusionWorker:
         max_restarts: int = 3,
         backup_dir: str | os.PathLike[str] | None = None,
         orphan_after_s: float | None = ORPHAN_AFTER_S,
+        connect_wait_s: float = CONNECT_WAIT_S,
     ) -> None:
         if mode not in MODES:
             raise InvalidInputError(f"mode must be one of {MODES}; got {mode!r}")
@@ -159,6 +169,7 @@ class FusionWorker:
             "stop_wait_s": float(stop_wait_s),
             "backup_dir": None if backup_dir is None else os.fspath(backup_dir),
             "orphan_after_s": orphan_after_s,
+            "connect_wait_s": float(connect_wait_s),
             "torch_threads": torch_threads,
         }
         self.config: WorkerConfig | None = None
