@@ -79,6 +79,14 @@ def _session_server_keeps_its_key():
 
 
 @pytest.fixture
+def server(tiled, monkeypatch):
+    """``--tiled URL`` of the session's server; the environment names none."""
+    monkeypatch.delenv("XFUSION_TILED_URL", raising=False)
+    monkeypatch.delenv("XFUSION_TILED_API_KEY", raising=False)
+    return ["--tiled", tiled.uri]
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

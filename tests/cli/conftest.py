@@ -10,11 +10,3 @@ def raw_uid(RE, sim_devices):
 
     (uid,) = RE(dual_camera_scan())
     return uid
-
-
-@pytest.fixture
-def server(tiled, monkeypatch):
-    """``--tiled URL`` of the session's server; the environment names none."""
-    monkeypatch.delenv("XFUSION_TILED_URL", raising=False)
-    monkeypatch.delenv("XFUSION_TILED_API_KEY", raising=False)
-    return ["--tiled", tiled.uri]

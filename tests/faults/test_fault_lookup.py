@@ -31,13 +31,6 @@ def fused_twice(tiled, hdf5_dir):
     return uid, requested, baseline
 
 
-@pytest.fixture
-def server(tiled, monkeypatch):
-    monkeypatch.delenv("XFUSION_TILED_URL", raising=False)
-    monkeypatch.delenv("XFUSION_TILED_API_KEY", raising=False)
-    return ["--tiled", tiled.uri]
-
-
 def test_fetch_fused_gives_the_requested_method_not_the_newest(tiled, fused_twice):
     from xfusion_bluesky.catalog import fetch_fused
 

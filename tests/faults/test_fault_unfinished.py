@@ -19,13 +19,6 @@ def write_raw_run(tiled, hdf5_dir):
     return make_raw_run_writer(tiled.raw, hdf5_dir)
 
 
-@pytest.fixture
-def server(tiled, monkeypatch):
-    monkeypatch.delenv("XFUSION_TILED_URL", raising=False)
-    monkeypatch.delenv("XFUSION_TILED_API_KEY", raising=False)
-    return ["--tiled", tiled.uri]
-
-
 def test_fusing_an_unfinished_run_raises_and_writes_nothing(tiled, write_raw_run):
     from xfusion_bluesky.catalog import find_derived
     from xfusion_bluesky.catalog.connect import open_catalogs
