@@ -3,6 +3,8 @@
 __all__ = [
     "CheckpointMismatchError",
     "InvalidInputError",
+    "RecordingError",
+    "RegistrationError",
     "RunNotFinishedError",
     "RunNotFusableError",
     "XFusionError",
@@ -29,6 +31,21 @@ class RunNotFinishedError(XFusionError):
 
     Nothing is written for it; fuse it once the scan has ended (the worker waits
     for the stop document, ``xfusion-bluesky fuse --wait S`` too).
+    """
+
+
+class RegistrationError(InvalidInputError):
+    """Two images cannot be registered: too little texture, no overlap, no motion.
+
+    The message says which, with the number measured and the limit, and what to
+    image instead.
+    """
+
+
+class RecordingError(InvalidInputError):
+    """A camera file or a recording is missing, late, truncated or inconsistent.
+
+    The message names the file and what is wrong with it; nothing is written.
     """
 
 
