@@ -42,7 +42,9 @@ def test_metadata_round_trips_and_a_version_1_block_reads_as_nominal():
     v1 = Similarity.from_metadata(
         {"offset_hr_px": [4.0, 0.0], "flip_y": True, "hs_shape": [56, 96]}
     )
-    assert v1.is_whole_pixel and v1.flip_y and v1.scale_ratio == GRID
+    assert v1.is_whole_pixel
+    assert v1.flip_y
+    assert v1.scale_ratio == GRID
     assert sim.point_rms_hr_px(sim) == 0.0
     assert sim.point_rms_hr_px(
         Similarity(

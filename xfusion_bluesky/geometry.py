@@ -42,7 +42,7 @@ __all__ = ["GRID", "MAX_ROTATION_DEG", "SCALE_RATIO_RANGE", "Similarity", "resam
 GRID = 4
 #: Scale ratios the registration measures and the worker accepts (UHS / HS pixel).
 SCALE_RATIO_RANGE = (3.5, 4.5)
-#: Largest rotation (degrees, either sign) the registration measures and the worker accepts.
+#: Largest rotation (degrees, either sign) the registration measures and accepts.
 MAX_ROTATION_DEG = 3.0
 
 
@@ -85,7 +85,7 @@ class Similarity:
 
     @property
     def is_whole_pixel(self) -> bool:
-        """True for ratio 4, no rotation and a whole-pixel offset: a crop, no resampling."""
+        """True for ratio 4, no rotation, whole-pixel offset: a crop, no resampling."""
         return (
             self.scale_ratio == GRID
             and self.rotation_deg == 0
