@@ -229,6 +229,7 @@ def setup(
     scene_seed: int = 0,
     settings: Settings | None = None,
     fusion: str | None = None,
+    misalign: int | None = None,
 ) -> Beamline:
     """Build the RunEngine, Tiled and the devices; return them as a :class:`Beamline`.
 
@@ -260,6 +261,14 @@ def setup(
     fusion : {"process", "thread", "off"}, optional
         Start automatic fusion (:meth:`Beamline.start_fusion`); None or
         ``"off"``: none (the profile reads ``XFUSION_FUSION``).
+    misalign : int, optional
+        Simulation only: the seed of a misaligned camera pair, as a real one is
+        (:func:`~xfusion_bluesky.devices.sim.misalign`: the HS ROI shrinks to
+        3/4 of the UHS field, the HS gets a random scale ratio, rotation,
+        sub-pixel shift and flips, each camera a trigger latency). The
+        registration stays nominal until ``registration_scan()`` and
+        ``latency_scan()`` measure it. Default ``XFUSION_SIM_MISALIGN``, else
+        aligned.
 
     Returns
     -------
@@ -268,7 +277,8 @@ def setup(
     Raises
     ------
     InvalidInputError
-        Unknown ``mode``, ``roi`` or ``fusion``.
+        Unknown ``mode``, ``roi`` or ``fusion``, or ``misalign`` with EPICS
+        devices.
     StorageNotReadableError
         The Tiled server cannot read ``hdf5_dir``.
     """
@@ -287,6 +297,12 @@ def setup(
         raise InvalidInputError(
             f"fusion must be 'process', 'thread', 'off' or None; got {fusion!r}"
         )
+    misalign = env.sim_misalign if misalign is None else misalign
+    if misalign is not None and mode != "sim":
+        raise InvalidInputError(
+            f"misalign={misalign!r} misaligns the simulated cameras; a real pair is "
+            "as it is: unset XFUSION_SIM_MISALIGN or use mode='sim'"
+        )
     data_root = Path(data_dir).expanduser() if data_dir is not None else env.data_dir
     hdf5_path = Path(hdf5_dir) if hdf5_dir is not None else env.hdf5_dir_for(data_dir)
     hdf5_path = hdf5_path.expanduser().resolve()
@@ -304,6 +320,14 @@ def setup(
             uhs, hs, timing = _epics_devices(prefix or env.ioc_prefix, hdf5_path)
         registration = Registration(name="registration")
         apply_roi_preset(uhs, hs, registration, ROI_PRESETS[roi])
+        if misalign is not None:
+            from xfusion_bluesky.devices.sim import misalign as misalign_sim
+
+            truth = misalign_sim(uhs, hs, seed=int(misalign), fit_hs_roi=True)
+            logger.info("misaligned simulation (seed %d): %s", misalign, truth)
+            # The nominal guess for the smaller HS ROI: centred, as the preset's.
+            field, shape = uhs.field_shape_hr(), hs.settings().frame_shape
+            registration.reset(((field[0] - shape[0]) // 2, (field[1] - shape[1]) // 2))
         RE = RunEngine()
         backup_dir = data_root / "backup"
         token = subscribe_raw_writer(RE, connection.raw, backup_directory=backup_dir)

@@ -17,6 +17,10 @@
 ``XFUSION_ROI``            ROI and rate preset of the profile's beamline: ``small``
                            (default), ``full`` or ``demo``
                            (``devices.presets.ROI_PRESETS``)
+``XFUSION_SIM_MISALIGN``   seed of a misaligned simulation (unset: the aligned
+                           one): the HS ROI shrinks to 3/4 of the UHS field and
+                           gets a random scale, rotation, shift and flips, each
+                           camera a trigger latency (``devices.sim.misalign``)
 ``XFUSION_VALIDATION``     folder holding the real validation radiographs
                            (``savu_i13_projections/``); not shipped: unset, the
                            evaluation skips them
@@ -70,6 +74,8 @@ class Settings:
         Folder of the real validation radiographs; None when not available.
     roi : str
         ROI preset name (``XFUSION_ROI``); ``setup`` checks it against its presets.
+    sim_misalign : int or None
+        Seed of the misaligned simulation (``XFUSION_SIM_MISALIGN``); None: aligned.
     hdf5_dir_set : bool
         ``XFUSION_HDF5_DIR`` was given (see :meth:`hdf5_dir_for`).
     """
@@ -86,6 +92,7 @@ class Settings:
     validation_dir: Path | None = None
     roi: str = "small"
     hdf5_dir_set: bool = False
+    sim_misalign: int | None = None
 
     def hdf5_dir_for(self, data_dir: str | Path | None) -> Path:
         """Return where the cameras write when code chose ``data_dir``.
@@ -106,7 +113,8 @@ class Settings:
         ------
         ValueError
             ``XFUSION_BEAMLINE`` is neither ``sim`` nor ``epics``, or
-            ``XFUSION_FUSION`` not one of ``process``, ``thread``, ``off`` (a plain
+            ``XFUSION_FUSION`` not one of ``process``, ``thread``, ``off``, or
+            ``XFUSION_SIM_MISALIGN`` not a non-negative integer (a plain
             ValueError: settings sits beside errors, below every other layer).
         """
         env = os.environ if environ is None else environ
@@ -122,6 +130,12 @@ class Settings:
             raise ValueError(
                 f"XFUSION_FUSION must be one of {_FUSION_MODES}; got {fusion!r}"
             )
+        misalign = (env.get("XFUSION_SIM_MISALIGN") or "").strip()
+        if misalign and not misalign.isdigit():
+            raise ValueError(
+                "XFUSION_SIM_MISALIGN must be a seed (an integer ≥ 0) or unset; got "
+                f"{misalign!r}"
+            )
         return cls(
             data_dir=data_dir,
             hdf5_dir=hdf5_dir,
@@ -134,6 +148,7 @@ class Settings:
             fusion_api_key=env.get("XFUSION_FUSION_API_KEY") or None,
             roi=env.get("XFUSION_ROI", "small").strip().lower() or "small",
             hdf5_dir_set=bool(env.get("XFUSION_HDF5_DIR")),
+            sim_misalign=int(misalign) if misalign else None,
             validation_dir=(
                 Path(env["XFUSION_VALIDATION"]).expanduser()
                 if env.get("XFUSION_VALIDATION")

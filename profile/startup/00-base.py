@@ -13,7 +13,9 @@ logging.basicConfig(
 )
 logging.getLogger("xfusion_bluesky").setLevel(logging.INFO)
 
-# XFUSION_BEAMLINE=sim (default) or epics, XFUSION_ROI=small (default), full or demo;
+# XFUSION_BEAMLINE=sim (default) or epics, XFUSION_ROI=small (default), full or demo,
+# XFUSION_SIM_MISALIGN=SEED for a misaligned simulation (RE(registration_scan()) and
+# RE(latency_scan()) then measure it);
 # see xfusion_bluesky.settings. bl closes itself when the session ends (exit, end of
 # input, Ctrl-C): its worker stops, and runs it had not fused yet are caught up on
 # by the next session's worker.

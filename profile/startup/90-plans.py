@@ -2,6 +2,7 @@
 
 from xfusion_bluesky.plans.calibration import registration_scan  # noqa: F401
 from xfusion_bluesky.plans.dual_camera import dual_camera_scan  # noqa: F401
+from xfusion_bluesky.plans.latency import latency_scan  # noqa: F401
 
 print(
     f"xfusion-bluesky {bl.mode} beamline: RE(dual_camera_scan()) records a burst; "

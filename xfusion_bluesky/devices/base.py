@@ -102,11 +102,21 @@ class ArraySignal(Signal):
 
 
 class Registration(Device):
-    """Where the HS field lies in the UHS field: read into each scan's start document.
+    """Where the HS field lies in the UHS field, and when its frames really start.
 
-    ``offset_y_hr_px`` / ``offset_x_hr_px`` place HS pixel (0, 0) (after undoing the
-    flips) in the UHS field, in HR pixels (UHS pixel ``i`` spans HR ``4i … 4i+3``).
-    ``registration_scan()`` measures and sets them.
+    Read into each scan's start document (the ``registration`` block). The
+    geometry is a :class:`~xfusion_bluesky.geometry.Similarity`:
+    ``offset_y_hr_px`` / ``offset_x_hr_px`` place HS pixel (0, 0) (after undoing
+    the flips) on the UHS field's fused grid (UHS pixel ``i`` spans HR
+    ``4i … 4i+3``), ``scale_ratio`` is UHS over HS pixel size, ``rotation_deg``
+    the HS image's rotation; ``scale`` stays the fused grid's 4. ``hs_latency_s``
+    is the HS camera's trigger latency minus the UHS camera's.
+
+    ``registration_scan()`` measures the geometry (with its 1-σ uncertainties,
+    ``measured_at``, and the ROIs it was measured for), ``latency_scan()`` the
+    latency. While ``measured_by`` / ``latency_measured_by`` say ``"nominal"``,
+    the uncertainties, ``measured_at`` and the measured ROIs mean nothing (0)
+    and are recorded as null.
     """
 
     scale = Cpt(Signal, value=SCALE, kind="normal")
@@ -115,6 +125,37 @@ class Registration(Device):
     flip_y = Cpt(Signal, value=False, kind="normal")
     flip_x = Cpt(Signal, value=False, kind="normal")
     measured_by = Cpt(Signal, value="nominal", kind="normal")
+    scale_ratio = Cpt(Signal, value=float(SCALE), kind="normal")
+    rotation_deg = Cpt(Signal, value=0.0, kind="normal")
+    scale_ratio_std = Cpt(Signal, value=0.0, kind="normal")
+    rotation_deg_std = Cpt(Signal, value=0.0, kind="normal")
+    offset_y_std_hr_px = Cpt(Signal, value=0.0, kind="normal")
+    offset_x_std_hr_px = Cpt(Signal, value=0.0, kind="normal")
+    point_rms_std_hr_px = Cpt(Signal, value=0.0, kind="normal")
+    #: POSIX time of the measurement (0 while nominal).
+    measured_at = Cpt(Signal, value=0.0, kind="normal")
+    #: Camera ROIs ``[min_y, min_x, size_y, size_x]`` the geometry was measured for.
+    measured_uhs_roi = Cpt(
+        ArraySignal, value=np.zeros(4, dtype=np.int64), kind="normal"
+    )
+    measured_hs_roi = Cpt(ArraySignal, value=np.zeros(4, dtype=np.int64), kind="normal")
+    hs_latency_s = Cpt(Signal, value=0.0, kind="normal")
+    hs_latency_std_s = Cpt(Signal, value=0.0, kind="normal")
+    latency_measured_by = Cpt(Signal, value="nominal", kind="normal")
+
+    def reset(self, offset_hr_px: tuple[float, float] = (0, 0)) -> None:
+        """Put back the nominal registration: ratio 4, no rotation, this offset.
+
+        Every signal returns to its default (flips off, zero latency, no
+        uncertainty nor measured ROIs, both ``measured_by`` ``"nominal"``).
+        """
+        for name in self.component_names:
+            default = getattr(type(self), name).kwargs["value"]
+            getattr(self, name).put(
+                np.copy(default) if name.endswith("roi") else default
+            )
+        self.offset_y_hr_px.put(offset_hr_px[0])
+        self.offset_x_hr_px.put(offset_hr_px[1])
 
 
 class BurstCamera(Device):

@@ -74,11 +74,8 @@ def apply_roi_preset(uhs: Any, hs: Any, registration: Any, preset: RoiPreset) ->
         (preset.uhs_shape[0] * SCALE - preset.hs_shape[0]) // 2,
         (preset.uhs_shape[1] * SCALE - preset.hs_shape[1]) // 2,
     )
-    registration.offset_y_hr_px.put(offset[0])
-    registration.offset_x_hr_px.put(offset[1])
-    registration.flip_y.put(False)
-    registration.flip_x.put(False)
-    registration.measured_by.put("nominal")
+    # Every measured value (ratio, rotation, latency, ROIs) belongs to the old ROIs.
+    registration.reset(offset)
     if hasattr(hs, "mount_offset_y_hr_px"):
         hs.mount_offset_y_hr_px.put(offset[0])
         hs.mount_offset_x_hr_px.put(offset[1])

@@ -1,18 +1,23 @@
-"""registration_scan(): measures cross-camera registration.
+"""registration_scan(): measures where, how scaled and rotated the HS field lies.
 
-Both cameras image the same target at the same instants (equal delays); the HS
-frames, with each candidate flip undone and binned 4× at each of the 16 sub-LR-
-pixel phases, are located in the simultaneous UHS frames by normalised cross-
-correlation computed with FFTs. The best match gives the offset of the HS field
-in the UHS field (HR pixels) and its flips; they go to the ``Registration`` device,
-which every later ``dual_camera_scan`` records in its start document.
+Both cameras image a static textured target (a grid, or any textured object
+held still in the beam; on the simulation the timing generator's ``target`` is
+set to ``"static"`` for the scan). The frames of each camera are averaged (the
+target does not move, so this only beats the noise down), and
+:func:`xfusion_bluesky.calibration.measure_geometry` measures the HS image's
+similarity transform onto the UHS image's fused grid, with flips and 1-σ
+uncertainties. The result goes to the ``Registration`` device, with the time
+and the camera ROIs it holds for, and into the run's ``registration`` stream;
+every later ``dual_camera_scan`` records it in its start document. A target
+that cannot be registered (too little texture, no overlap, a result out of the
+accepted range) fails the run with the reason; the device keeps its values.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import bluesky.plan_stubs as bps
@@ -20,7 +25,7 @@ import bluesky.preprocessors as bpp
 import numpy as np
 from bluesky.utils import MsgGenerator
 
-from xfusion_bluesky.devices.base import SCALE
+from xfusion_bluesky.calibration import MeasuredGeometry, measure_geometry
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.plans.defaults import default_devices
 from xfusion_bluesky.plans.stubs import (
@@ -28,130 +33,17 @@ from xfusion_bluesky.plans.stubs import (
     configure_camera,
     read_burst_settings,
     read_event,
+    restore_signals,
+    use_target,
 )
 from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
 
-__all__ = ["MeasuredRegistration", "measure_registration", "registration_scan"]
+__all__ = ["DEFAULT_REGISTRATION_BURSTS", "registration_scan", "store_geometry"]
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class MeasuredRegistration:
-    """Where the HS field lies in the UHS field, as measured.
-
-    Attributes
-    ----------
-    offset_y_hr_px, offset_x_hr_px : int
-        HS pixel (0, 0), flips undone, in the UHS field's HR pixels.
-    flip_y, flip_x : bool
-        The HS image is mirrored top-bottom / left-right relative to the UHS.
-    score : float
-        Normalised cross-correlation of the best match (1: perfect).
-    """
-
-    offset_y_hr_px: int
-    offset_x_hr_px: int
-    flip_y: bool
-    flip_x: bool
-    score: float
-
-
-def _bin(frame: np.ndarray, scale: int) -> np.ndarray:
-    height, width = frame.shape[0] // scale, frame.shape[1] // scale
-    blocks = frame[: height * scale, : width * scale].reshape(
-        height, scale, width, scale
-    )
-    return blocks.mean(axis=(1, 3))
-
-
-def _match(frame: np.ndarray, patch: np.ndarray) -> tuple[int, int, float]:
-    """Return the (row, col) where ``patch`` best matches ``frame``, and the NCC."""
-    ph, pw = patch.shape
-    fh, fw = frame.shape
-    if ph > fh or pw > fw or ph * pw < 4:
-        return 0, 0, -np.inf
-    p = patch - patch.mean()
-    p_norm = np.sqrt((p**2).sum())
-    shape = (fh + ph - 1, fw + pw - 1)
-    # Correlation = convolution with the flipped patch; keep the 'valid' part.
-    spectrum = np.fft.rfft2(frame, shape) * np.fft.rfft2(p[::-1, ::-1], shape)
-    corr = np.fft.irfft2(spectrum, shape)[ph - 1 : fh, pw - 1 : fw]
-    # Local sums of the frame over every patch position (integral images).
-    integral = np.pad(frame, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    integral2 = np.pad(frame**2, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-
-    def window_sum(table: np.ndarray) -> np.ndarray:
-        return table[ph:, pw:] - table[:-ph, pw:] - table[ph:, :-pw] + table[:-ph, :-pw]
-
-    n = ph * pw
-    local_var = window_sum(integral2) - window_sum(integral) ** 2 / n
-    ncc = corr / (np.sqrt(np.maximum(local_var, 1e-12)) * max(p_norm, 1e-12))
-    row, col = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-    return int(row), int(col), float(ncc[row, col])
-
-
-def measure_registration(
-    lr_frame: np.ndarray, hr_frame: np.ndarray, *, scale: int = SCALE
-) -> MeasuredRegistration:
-    """Locate an HS frame inside the simultaneous UHS frame.
-
-    Parameters
-    ----------
-    lr_frame : ndarray, (h, w)
-        UHS frame (any dtype; used as float).
-    hr_frame : ndarray, (H, W)
-        HS frame of the same instant, its field inside the UHS field.
-    scale : int
-        HR pixels per LR pixel.
-
-    Returns
-    -------
-    MeasuredRegistration
-
-    Raises
-    ------
-    InvalidInputError
-        The HS field is larger than the UHS field (at ``scale``).
-    """
-    lr = np.asarray(lr_frame, dtype=np.float64)
-    hr = np.asarray(hr_frame, dtype=np.float64)
-    if hr.shape[0] > lr.shape[0] * scale or hr.shape[1] > lr.shape[1] * scale:
-        raise InvalidInputError(
-            f"the HS frame {hr.shape} is larger than the UHS field "
-            f"{lr.shape} × {scale}; the HS field must lie inside the UHS field"
-        )
-    best: MeasuredRegistration | None = None
-    for flip_y in (False, True):
-        for flip_x in (False, True):
-            unflipped = hr[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
-            for phase_y in range(scale):
-                for phase_x in range(scale):
-                    patch = _bin(unflipped[phase_y:, phase_x:], scale)
-                    row, col, score = _match(lr, patch)
-                    if best is None or score > best.score:
-                        best = MeasuredRegistration(
-                            offset_y_hr_px=row * scale - phase_y,
-                            offset_x_hr_px=col * scale - phase_x,
-                            flip_y=flip_y,
-                            flip_x=flip_x,
-                            score=score,
-                        )
-    if best is None:  # unreachable: the loops always run
-        raise InvalidInputError("no registration candidate")
-    return best
-
-
-def _simultaneous(
-    uhs_times: np.ndarray, hs_times: np.ndarray, uhs_period: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return index pairs (uhs, hs) of frames that start at the same instant."""
-    nearest = np.rint((hs_times - uhs_times[0]) / uhs_period).astype(int)
-    ok = (nearest >= 0) & (nearest < len(uhs_times))
-    ok &= np.abs(uhs_times[np.clip(nearest, 0, len(uhs_times) - 1)] - hs_times) < (
-        0.01 * uhs_period
-    )
-    return nearest[ok], np.flatnonzero(ok)
+#: Bursts of the static target ``registration_scan`` averages by default.
+DEFAULT_REGISTRATION_BURSTS = 4
 
 
 def registration_scan(
@@ -160,48 +52,72 @@ def registration_scan(
     timing: Any = None,
     registration: Any = None,
     *,
+    target: str | None = "static",
+    num_bursts: int = DEFAULT_REGISTRATION_BURSTS,
     timeout_s: float = 60.0,
     md: dict[str, Any] | None = None,
-) -> MsgGenerator[MeasuredRegistration]:
-    """Measure where the HS field lies in the UHS field and store it.
-
-    Both timing channels are set to the same delay so the cameras start together;
-    every HS frame is paired with the UHS frame of the same instant, the pairs
-    averaged, and :func:`measure_registration` applied.
+) -> MsgGenerator[MeasuredGeometry]:
+    """Measure the HS field's geometry in the UHS field from a static target; store it.
 
     Parameters
     ----------
     uhs, hs, timing, registration : Device, optional
         Default: the beamline's.
+    target : str or None
+        The calibration target put in the beam where the timing generator can
+        (the simulation's ``timing.target``; default ``"static"``); None, or
+        a real timing generator: the beam holds what the operator put there.
+    num_bursts : int
+        Bursts recorded and averaged (≥ 1): the noise, not the target, limits
+        the precision (on the small simulated fields, one burst gave up to
+        0.12 % scale error, four stay under 0.1 %).
     timeout_s : float
-        Longest wait for the burst.
+        Longest wait for each burst.
     md : dict, optional
         Extra start-document metadata (the target, ...).
 
     Yields
     ------
     Msg
-        A one-burst run (stream ``primary``) plus a ``registration`` stream with
-        the measured values.
+        A run of ``num_bursts`` events (stream ``primary``) plus a
+        ``registration`` stream with the values stored.
 
     Returns
     -------
-    MeasuredRegistration
+    MeasuredGeometry
+        The similarity, its uncertainty and the fit's score.
+
+    Raises
+    ------
+    RegistrationError
+        The target cannot be registered: the run ends with ``exit_status``
+        ``"fail"`` and the reason; the Registration device is unchanged.
 
     Notes
     -----
     Start-document keys: ``plan_name`` (``registration_scan``), ``xfusion_format``,
-    ``detectors``, ``registration_id`` (also stored as the registration's
-    ``measured_by``, so later scans point back at this run).
+    ``detectors``, ``target`` (``"static"``), ``registration_id`` (also stored as
+    the registration's ``measured_by``, ``registration_scan:<id>``, so later
+    scans point back at this run).
     """
+    bursts: object = num_bursts
+    if isinstance(bursts, bool) or not isinstance(bursts, int) or bursts < 1:
+        raise InvalidInputError(f"num_bursts must be an int ≥ 1; got {num_bursts!r}")
     devices = default_devices(uhs, hs, timing, registration)
     uhs, hs, timing = devices.uhs, devices.hs, devices.timing
     registration = devices.registration
     uhs_settings = yield from read_burst_settings(uhs)
     hs_settings = yield from read_burst_settings(hs)
-    old_modes = []
-    for camera in (uhs, hs):
-        old_modes.append((yield from bps.rd(camera.cam.trigger_mode)))
+    saved = []
+    # Modes and delays are put back afterwards: the next scan finds them as set.
+    for signal in (
+        uhs.cam.trigger_mode,
+        hs.cam.trigger_mode,
+        timing.a.delay,
+        timing.c.delay,
+    ):
+        saved.append((signal, (yield from bps.rd(signal))))
+    saved += yield from use_target(timing, target)
     yield from configure_camera(uhs, uhs_settings, trigger_mode="External")
     yield from configure_camera(hs, hs_settings, trigger_mode="External")
     yield from bps.mv(timing.a.delay, 0.0, timing.c.delay, 0.0)
@@ -210,55 +126,85 @@ def registration_scan(
         "plan_name": "registration_scan",
         FORMAT_KEY: FORMAT_VERSION,
         "detectors": [uhs.name, hs.name],
-        "num_points": 1,
+        "num_points": num_bursts,
+        "target": target,
         "registration_id": registration_id,
         **(md or {}),
     }
-    result: list[MeasuredRegistration] = []
+    result: list[MeasuredGeometry] = []
 
-    def restore() -> MsgGenerator[None]:
-        yield from bps.mv(
-            uhs.cam.trigger_mode, old_modes[0], hs.cam.trigger_mode, old_modes[1]
-        )
-
-    @bpp.finalize_decorator(restore)
+    @bpp.finalize_decorator(lambda: restore_signals(saved))
     @bpp.stage_decorator([uhs, hs, timing])
     @bpp.run_decorator(md=_md)
     def inner() -> MsgGenerator[None]:
+        lr: np.ndarray | float = 0.0
+        hr: np.ndarray | float = 0.0
+        for _ in range(num_bursts):
+            yield from bps.checkpoint()
+            yield from acquire_burst([uhs, hs], timing, timeout_s=timeout_s)
+            yield from read_event([uhs, hs, timing])
+            # The target is still: every frame of every burst averages the noise.
+            lr = lr + uhs.last_burst().astype(np.float64).mean(axis=0) / num_bursts
+            hr = hr + hs.last_burst().astype(np.float64).mean(axis=0) / num_bursts
+        # A deferred pause (one Ctrl-C) asked for during a burst takes effect
+        # here, once the bursts are stored, instead of being dropped.
         yield from bps.checkpoint()
-        yield from acquire_burst([uhs, hs], timing, timeout_s=timeout_s)
-        yield from read_event([uhs, hs, timing])
-        # A deferred pause (one Ctrl-C) asked for during the burst takes effect
-        # here, once the burst is stored, instead of being dropped.
-        yield from bps.checkpoint()
-        lr_idx, hr_idx = _simultaneous(
-            uhs.frame_times_s.get(),
-            hs.frame_times_s.get(),
-            1.0 / uhs_settings.frame_rate_hz,
-        )
-        if len(hr_idx) == 0:
-            raise InvalidInputError(
-                "no HS frame starts with a UHS frame; make the HS frame period a "
-                "multiple of the UHS one"
-            )
-        lr = uhs.last_burst()[lr_idx].astype(np.float64).mean(axis=0)
-        hr = hs.last_burst()[hr_idx].astype(np.float64).mean(axis=0)
-        measured = measure_registration(lr, hr)
+        measured = measure_geometry(lr, hr)
         logger.info("registration measured: %s", measured)
         result.append(measured)
-        yield from bps.mv(
-            registration.offset_y_hr_px,
-            measured.offset_y_hr_px,
-            registration.offset_x_hr_px,
-            measured.offset_x_hr_px,
-            registration.flip_y,
-            measured.flip_y,
-            registration.flip_x,
-            measured.flip_x,
-            registration.measured_by,
-            f"registration_scan:{registration_id}",
+        yield from store_geometry(
+            registration,
+            measured,
+            rois=(uhs_settings.roi, hs_settings.roi),
+            measured_by=f"registration_scan:{registration_id}",
         )
         yield from read_event([registration], stream="registration")
 
     yield from inner()
     return result[0]
+
+
+def store_geometry(
+    registration: Any,
+    measured: MeasuredGeometry,
+    *,
+    rois: tuple[tuple[int, ...], tuple[int, ...]],
+    measured_by: str,
+) -> MsgGenerator[None]:
+    """Put a measured geometry into a Registration device (the latency stays).
+
+    Parameters
+    ----------
+    registration : Registration
+        The device.
+    measured : MeasuredGeometry
+        What :func:`~xfusion_bluesky.calibration.measure_geometry` returned.
+    rois : (uhs_roi, hs_roi)
+        The cameras' ROIs ``[min_y, min_x, size_y, size_x]`` during the measurement.
+    measured_by : str
+        Where it comes from (``registration_scan:<id>``, ...).
+
+    Yields
+    ------
+    Msg
+        One ``bps.mv`` of every geometry signal.
+    """
+    sim, sigma = measured.similarity, measured.uncertainty
+    sigma_y, sigma_x = (float(v) for v in sigma["offset_hr_px"])
+    yield from bps.mv(
+        registration.scale_ratio, float(sim.scale_ratio),
+        registration.rotation_deg, float(sim.rotation_deg),
+        registration.offset_y_hr_px, float(sim.offset_hr_px[0]),
+        registration.offset_x_hr_px, float(sim.offset_hr_px[1]),
+        registration.flip_y, bool(sim.flip_y),
+        registration.flip_x, bool(sim.flip_x),
+        registration.scale_ratio_std, float(sigma["scale_ratio"]),
+        registration.rotation_deg_std, float(sigma["rotation_deg"]),
+        registration.offset_y_std_hr_px, sigma_y,
+        registration.offset_x_std_hr_px, sigma_x,
+        registration.point_rms_std_hr_px, float(sigma["point_rms_hr_px"]),
+        registration.measured_at, time.time(),
+        registration.measured_uhs_roi, np.asarray(rois[0], dtype=np.int64),
+        registration.measured_hs_roi, np.asarray(rois[1], dtype=np.int64),
+        registration.measured_by, measured_by,
+    )  # fmt: skip

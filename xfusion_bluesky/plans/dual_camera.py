@@ -39,7 +39,12 @@ from xfusion_bluesky.plans.stubs import (
 )
 from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
 
-__all__ = ["FUSION_METHOD", "MAX_USEFUL_HR_SEPARATION", "dual_camera_scan"]
+__all__ = [
+    "FUSION_METHOD",
+    "MAX_USEFUL_HR_SEPARATION",
+    "compensate_latency",
+    "dual_camera_scan",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +127,11 @@ def dual_camera_scan(
         Exposures, at most one frame period; None keeps the setting, shortened to
         half a period if it no longer fits.
     uhs_delay_s, hs_delay_s : float, optional
-        Delays of the timing channels (A → UHS, C → HS) after the trigger, ≥ 0.
+        When each camera's frames should start after the trigger, ≥ 0. Once a
+        latency is measured (``latency_scan``), the channel delays compensate it
+        (:func:`compensate_latency`), so the HS frames start at these instants
+        of the UHS timeline; the start document records the delays applied
+        (``timing.uhs_delay_s`` / ``hs_delay_s``) and the ones asked for.
     registration : Device, optional
         The :class:`~xfusion_bluesky.devices.base.Registration` recorded in the
         start document; None uses the beamline's.
@@ -159,8 +168,11 @@ def dual_camera_scan(
     ``num_points``, ``hints``: ``xfusion_format`` (1), ``uhs`` and ``hs`` (per
     camera: model, rate, period, exposure, frames per burst, delay, ROI, pixel
     sizes, data keys), ``timing`` (delays, window, ``hr_separation``,
-    ``hs_offset_uhs_periods``),
-    ``registration`` (scale 4, HS offset in HR and LR pixels, flips), ``fusion``
+    ``hs_offset_uhs_periods``, ``requested_*_delay_s``,
+    ``hs_latency_compensation_s``),
+    ``registration`` (v3: the similarity, its uncertainty, the measured ROIs,
+    the HS latency; :func:`~xfusion_bluesky.plans.metadata.registration_metadata`),
+    ``fusion``
     (``requested``, ``method``, ``lr_separation``) and for a simulation ``sim``
     (scene family, seed, frame period, field shape; event ``k`` images seed
     ``timing_burst_seed``). Each event holds ``uhs_image``, ``hs_image`` (external
@@ -174,9 +186,16 @@ def dual_camera_scan(
     # 1. Everything is checked before any device is touched.
     uhs_now = yield from read_burst_settings(uhs)
     hs_now = yield from read_burst_settings(hs)
-    uhs_delay = yield from _delay(timing.a, uhs_delay_s)
-    hs_delay = yield from _delay(timing.c, hs_delay_s)
-    check_delays(uhs_delay_s=uhs_delay, hs_delay_s=hs_delay)
+    registration_record = yield from read_registration(devices.registration)
+    requested_uhs = yield from _delay(timing.a, uhs_delay_s)
+    requested_hs = yield from _delay(timing.c, hs_delay_s)
+    check_delays(uhs_delay_s=requested_uhs, hs_delay_s=requested_hs)
+    compensation = (
+        registration_record.hs_latency_s
+        if registration_record.latency_measured
+        else 0.0
+    )
+    uhs_delay, hs_delay = compensate_latency(requested_uhs, requested_hs, compensation)
     uhs_settings = _merge(
         uhs_now,
         frame_rate_hz=uhs_frame_rate_hz,
@@ -185,12 +204,12 @@ def dual_camera_scan(
     )
     check_burst_settings(uhs.spec, uhs_settings, name=uhs.name)
     hs_rate = hs_now.frame_rate_hz if hs_frame_rate_hz is None else hs_frame_rate_hz
-    hs_frames = hs_frames_in_window(
+    hs_frames = hs_frames_in_window(  # where the HS frames really fall
         uhs_frames=uhs_settings.num_images,
         uhs_frame_rate_hz=uhs_settings.frame_rate_hz,
         uhs_delay_s=uhs_delay,
         hs_frame_rate_hz=float(hs_rate),
-        hs_delay_s=hs_delay,
+        hs_delay_s=hs_delay + compensation,
     )
     hs_settings = _merge(
         hs_now, frame_rate_hz=hs_rate, exposure_s=hs_exposure_s, num_images=hs_frames
@@ -229,7 +248,14 @@ def dual_camera_scan(
         hs_delay,
         float((yield from bps.rd(hs.effective_pixel_size_um))),
     )
-    registration_record = yield from read_registration(devices.registration)
+    timing_block = timing_metadata(
+        uhs_record, hs_record, device=timing.name, num_bursts=num_bursts
+    )
+    timing_block.update(
+        requested_uhs_delay_s=float(requested_uhs),
+        requested_hs_delay_s=float(requested_hs),
+        hs_latency_compensation_s=float(compensation),
+    )
     _md: dict[str, Any] = {
         "plan_name": "dual_camera_scan",
         "plan_args": {
@@ -247,9 +273,7 @@ def dual_camera_scan(
         FORMAT_KEY: FORMAT_VERSION,
         "uhs": camera_metadata(uhs_record),
         "hs": camera_metadata(hs_record),
-        "timing": timing_metadata(
-            uhs_record, hs_record, device=timing.name, num_bursts=num_bursts
-        ),
+        "timing": timing_block,
         "registration": registration_metadata(
             registration_record, uhs_record, hs_record
         ),
@@ -281,6 +305,27 @@ def dual_camera_scan(
     return (yield from inner())
 
 
+def compensate_latency(
+    uhs_delay_s: float, hs_delay_s: float, hs_latency_s: float
+) -> tuple[float, float]:
+    """Return the channel delays that make the HS frames start where asked.
+
+    The delays asked for are on the UHS camera's timeline; the HS camera starts
+    ``hs_latency_s`` later than its channel says, so its channel fires that much
+    earlier. When that would be before T0, both channels move later instead.
+
+    Returns
+    -------
+    (float, float)
+        Channel A (UHS) and C (HS) delays, both ≥ 0.
+    """
+    hs_channel = float(hs_delay_s) - float(hs_latency_s)
+    uhs_channel = float(uhs_delay_s)
+    if hs_channel < 0:
+        uhs_channel, hs_channel = uhs_channel - hs_channel, 0.0
+    return uhs_channel, hs_channel
+
+
 def _delay(channel: Any, requested: float | None) -> MsgGenerator[float]:
     if requested is not None:
         return float(requested)
@@ -301,10 +346,8 @@ def _sim_metadata(uhs: Any, hs: Any, timing: Any) -> dict[str, Any] | None:
     sim: dict[str, Any] = timing.event().metadata(uhs.field_shape_hr())
     sim["burst_seed_key"] = f"{timing.name}_burst_seed"
     if hasattr(hs, "mount"):
-        mount = hs.mount()
-        sim["hs_mount"] = {
-            "offset_hr_px": [mount.offset_y_hr_px, mount.offset_x_hr_px],
-            "flip_y": mount.flip_y,
-            "flip_x": mount.flip_x,
-        }
+        sim["hs_mount"] = hs.mount().metadata()
+    for name, camera in (("uhs", uhs), ("hs", hs)):
+        latency = getattr(camera, "latency_s", None)
+        sim[f"{name}_latency_s"] = 0.0 if latency is None else float(latency.get())
     return sim

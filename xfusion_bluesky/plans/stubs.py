@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import bluesky.plan_stubs as bps
+import numpy as np
 from bluesky.utils import FailedStatus, MsgGenerator
 
 from xfusion_bluesky.devices.base import BurstSettings
@@ -25,6 +26,8 @@ __all__ = [
     "read_burst_settings",
     "read_event",
     "read_registration",
+    "restore_signals",
+    "use_target",
     "wait_for_bursts",
 ]
 
@@ -78,17 +81,27 @@ def read_registration(registration: Any) -> MsgGenerator[RegistrationRecord]:
     Returns
     -------
     RegistrationRecord
+        Uncertainty, ``measured_at`` and ``measured_rois`` are None while the
+        geometry is nominal; ``hs_latency_std_s`` while the latency is.
     """
-    values = {}
-    for key in (
-        "offset_y_hr_px",
-        "offset_x_hr_px",
-        "flip_y",
-        "flip_x",
-        "scale",
-        "measured_by",
-    ):
+    values: dict[str, Any] = {}
+    for key in _REGISTRATION_SIGNALS:
         values[key] = yield from bps.rd(getattr(registration, key))
+    measured = str(values["measured_by"]) != "nominal"
+    latency_measured = str(values["latency_measured_by"]) != "nominal"
+    uncertainty = {
+        "scale_ratio": float(values["scale_ratio_std"]),
+        "rotation_deg": float(values["rotation_deg_std"]),
+        "offset_hr_px": [
+            float(values["offset_y_std_hr_px"]),
+            float(values["offset_x_std_hr_px"]),
+        ],
+        "point_rms_hr_px": float(values["point_rms_std_hr_px"]),
+    }
+    rois = {
+        "uhs": [int(v) for v in np.asarray(values["measured_uhs_roi"])],
+        "hs": [int(v) for v in np.asarray(values["measured_hs_roi"])],
+    }
     return RegistrationRecord(
         offset_y_hr_px=float(values["offset_y_hr_px"]),
         offset_x_hr_px=float(values["offset_x_hr_px"]),
@@ -96,7 +109,43 @@ def read_registration(registration: Any) -> MsgGenerator[RegistrationRecord]:
         flip_x=bool(values["flip_x"]),
         scale=int(values["scale"]),
         measured_by=str(values["measured_by"]),
+        scale_ratio=float(values["scale_ratio"]),
+        rotation_deg=float(values["rotation_deg"]),
+        uncertainty=uncertainty if measured else None,
+        measured_at=float(values["measured_at"]) if measured else None,
+        measured_rois=rois if measured else None,
+        hs_latency_s=float(values["hs_latency_s"]),
+        hs_latency_std_s=(
+            float(values["hs_latency_std_s"])
+            if latency_measured and np.isfinite(values["hs_latency_std_s"])
+            else None
+        ),
+        latency_measured_by=str(values["latency_measured_by"]),
     )
+
+
+#: Every signal of the Registration device the start document records.
+_REGISTRATION_SIGNALS = (
+    "offset_y_hr_px",
+    "offset_x_hr_px",
+    "flip_y",
+    "flip_x",
+    "scale",
+    "measured_by",
+    "scale_ratio",
+    "rotation_deg",
+    "scale_ratio_std",
+    "rotation_deg_std",
+    "offset_y_std_hr_px",
+    "offset_x_std_hr_px",
+    "point_rms_std_hr_px",
+    "measured_at",
+    "measured_uhs_roi",
+    "measured_hs_roi",
+    "hs_latency_s",
+    "hs_latency_std_s",
+    "latency_measured_by",
+)
 
 
 def configure_camera(
@@ -223,3 +272,45 @@ def read_event(
     for device in devices:
         yield from bps.read(device)
     yield from bps.save()
+
+
+def use_target(timing: Any, target: str | None) -> MsgGenerator[list[tuple[Any, Any]]]:
+    """Put a calibration target in the beam, where the timing generator can.
+
+    The simulated timing generator has a ``target`` signal (``"event"``,
+    ``"static"``, ``"moving"``); a real beamline has none, and the operator
+    puts the grid or the moving target in the beam before the scan.
+
+    Yields
+    ------
+    Msg
+        A ``read`` and a ``bps.mv`` where there is a ``target`` signal.
+
+    Returns
+    -------
+    list of (signal, value)
+        What to put back afterwards (:func:`restore_signals`); empty without
+        one, or with ``target`` None (the beam is left as it is).
+    """
+    signal = getattr(timing, "target", None)
+    if signal is None or target is None:
+        logger.info("imaging whatever is in the beam: it must be a %s target", target)
+        return []
+    old = yield from bps.rd(signal)
+    yield from bps.mv(signal, target)
+    return [(signal, old)]
+
+
+def restore_signals(saved: Sequence[tuple[Any, Any]]) -> MsgGenerator[None]:
+    """Put signals back to the values a plan saved (``(signal, value)`` pairs).
+
+    Yields
+    ------
+    Msg
+        One ``bps.mv`` (nothing when ``saved`` is empty).
+    """
+    args: list[Any] = []
+    for signal, value in saved:
+        args += [signal, value]
+    if args:
+        yield from bps.mv(*args)

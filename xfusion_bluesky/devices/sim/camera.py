@@ -5,6 +5,12 @@ component names, soft signals instead of PVs), so plans cannot tell them apart. 
 burst is rendered from the simulated event of the timing generator's pulse
 (External) or of its ``scene_seed`` (Internal), in a worker thread, and written in
 the NDFileHDF5 layout; the trigger status finishes when the frames are flushed.
+
+Each camera has a trigger latency (``latency_s``, the truth; plans never read it):
+a burst images the event at its frame times plus the latency, while the frame
+times it records stay the nominal ones, as a real camera's do.
+:func:`~xfusion_bluesky.devices.sim.mount.misalign` gives a pair a random
+geometry and latencies, as real optics and electronics would.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from xfusion_bluesky.devices.base import (
     new_file_name,
 )
 from xfusion_bluesky.devices.hdf5 import NDFileHDF5Writer
-from xfusion_bluesky.devices.sim.event import HSMount, SimEvent
+from xfusion_bluesky.devices.sim.event import SimEvent
+from xfusion_bluesky.devices.sim.mount import HSMount
 from xfusion_bluesky.devices.sim.timing import Pulse, SimTimingGenerator
 from xfusion_bluesky.errors import InvalidInputError
 
@@ -95,6 +102,9 @@ class _SimBurstCamera(BurstCamera):
 
     cam = Cpt(SimCam, kind="config")
     hdf1 = Cpt(SimHDF5Plugin, kind="omitted")
+    #: Seconds from the trigger reaching the camera to its first frame, beyond
+    #: the channel delay: the truth a latency measurement finds (plans do not read it).
+    latency_s = Cpt(Signal, value=0.0, kind="config")
 
     def __init__(
         self,
@@ -195,7 +205,9 @@ class _SimBurstCamera(BurstCamera):
         """Render and write one burst (worker thread); report through ``done``."""
         try:
             self.cam.detector_state.put(ACQUIRE)
-            frames = self._render(pulse, settings, times)
+            # The event is seen late by the latency; the recorded times stay nominal.
+            seen_at = np.asarray(times, dtype=np.float64) + float(self.latency_s.get())
+            frames = self._render(pulse, settings, seen_at)
             with self._lock:
                 if self._token is not token or self._writer is None:
                     return  # disarmed meanwhile: the burst is dropped
@@ -275,7 +287,9 @@ class SimHSCamera(_SimBurstCamera):
     Notes
     -----
     ``mount_*`` say where the HS really looks (what ``registration_scan`` should
-    find); ``partition_bytes`` is the camera memory partition a burst must fit.
+    find: the :class:`~xfusion_bluesky.geometry.Similarity` parameters, offsets
+    in fused-grid pixels, any float); ``partition_bytes`` is the camera memory
+    partition a burst must fit.
     """
 
     spec = HS_SPEC
@@ -283,6 +297,8 @@ class SimHSCamera(_SimBurstCamera):
     mount_offset_x_hr_px = Cpt(Signal, value=0, kind="config")
     mount_flip_y = Cpt(Signal, value=False, kind="config")
     mount_flip_x = Cpt(Signal, value=False, kind="config")
+    mount_scale_ratio = Cpt(Signal, value=float(SCALE), kind="config")
+    mount_rotation_deg = Cpt(Signal, value=0.0, kind="config")
     partition_bytes = Cpt(Signal, value=HS_SPEC.memory_bytes, kind="config")
 
     def __init__(self, *args: Any, uhs: SimUHSCamera | None = None, **kwargs: Any):
@@ -300,38 +316,45 @@ class SimHSCamera(_SimBurstCamera):
         return int(self.partition_bytes.get())
 
     def mount(self) -> HSMount:
-        """Return the true mounting (offset, flips) from the ``mount_*`` signals."""
+        """Return the true mounting from the ``mount_*`` signals."""
         return HSMount(
-            offset_y_hr_px=int(self.mount_offset_y_hr_px.get()),
-            offset_x_hr_px=int(self.mount_offset_x_hr_px.get()),
+            offset_y_hr_px=_number(self.mount_offset_y_hr_px.get()),
+            offset_x_hr_px=_number(self.mount_offset_x_hr_px.get()),
             flip_y=bool(self.mount_flip_y.get()),
             flip_x=bool(self.mount_flip_x.get()),
+            scale_ratio=float(self.mount_scale_ratio.get()),
+            rotation_deg=float(self.mount_rotation_deg.get()),
         )
+
+    def set_mount(self, mount: HSMount) -> None:
+        """Mount the HS as ``mount`` says (sets every ``mount_*`` signal)."""
+        self.mount_offset_y_hr_px.put(mount.offset_y_hr_px)
+        self.mount_offset_x_hr_px.put(mount.offset_x_hr_px)
+        self.mount_flip_y.put(bool(mount.flip_y))
+        self.mount_flip_x.put(bool(mount.flip_x))
+        self.mount_scale_ratio.put(float(mount.scale_ratio))
+        self.mount_rotation_deg.put(float(mount.rotation_deg))
 
     def field_shape_hr(self) -> tuple[int, int]:
         """Return the simulated field the HS looks into, in HR pixels."""
         if self.uhs is not None:
             return self.uhs.field_shape_hr()
-        mount, (height, width) = self.mount(), self.settings().frame_shape
-        return (height + mount.offset_y_hr_px, width + mount.offset_x_hr_px)
+        mount, shape = self.mount(), self.settings().frame_shape
+        if mount.is_whole_pixel:
+            return (
+                shape[0] + int(mount.offset_y_hr_px),
+                shape[1] + int(mount.offset_x_hr_px),
+            )
+        high = mount.extent(shape)[1]
+        return (int(np.ceil(high[0] - 1e-9)) + 1, int(np.ceil(high[1] - 1e-9)) + 1)
 
     def validate(self) -> BurstSettings:
-        """Check settings; the mounted HS window must also lie in the UHS field."""
+        """Check settings; the mounted HS view must also lie in the UHS field."""
         settings = super().validate()
-        mount, field = self.mount(), self.field_shape_hr()
-        height, width = settings.frame_shape
-        if (
-            mount.offset_y_hr_px < 0
-            or mount.offset_x_hr_px < 0
-            or mount.offset_y_hr_px + height > field[0]
-            or mount.offset_x_hr_px + width > field[1]
-        ):
-            raise InvalidInputError(
-                f"{self.name}: the HS window of {height}×{width} px at HR offset "
-                f"({mount.offset_y_hr_px}, {mount.offset_x_hr_px}) does not fit the "
-                f"UHS field of {field[0]}×{field[1]} HR px; shrink the HS ROI, "
-                "enlarge the UHS ROI or change the mount offset"
-            )
+        try:
+            self.mount().check_fits(settings.frame_shape, self.field_shape_hr())
+        except InvalidInputError as err:
+            raise InvalidInputError(f"{self.name}: {err}") from None
         return settings
 
     def _render(
@@ -345,3 +368,8 @@ class SimHSCamera(_SimBurstCamera):
             mount=self.mount(),
             seed=pulse.burst_seed,
         )
+
+
+def _number(value: Any) -> float:
+    """Return an offset as stored: an int stays an int (the aligned mount's)."""
+    return value if isinstance(value, int) else float(value)

@@ -1,9 +1,14 @@
 """The one simulated event both sim cameras image, and how each camera sees it.
 
 The event is a seeded synthetic x-ray video (:func:`~xfusion_bluesky.synthetic.scene.
-generate_scene`) over the UHS field at HR resolution (``4 × UHS ROI``). The UHS sees
-it binned 4×, the HS a window of it at full resolution (offset and flips as the
-camera is mounted); each samples it at its own frame times, adds its own noise and
+generate_scene`) over the UHS field at HR resolution (``4 × UHS ROI``: the fused
+grid), or a calibration target (:mod:`~xfusion_bluesky.devices.sim.targets`). The
+UHS sees it binned 4×; the HS sees it through its mount (:class:`HSMount`): a
+window with flips when the mount is aligned (ratio 4, no rotation, whole-pixel
+offset), else the field resampled through the mount's
+:class:`~xfusion_bluesky.geometry.Similarity` (HS pixel ``(r, c)`` sees grid
+position ``matrix · (r, c, 1)``, cubic). Each samples it at its own frame times
+(plus its own trigger latency, applied by the camera), adds its own noise and
 quantises to its own bit depth. The simulated cameras and the caproto IOC both
 render through this module, so a burst is the same in both flavours.
 """
@@ -19,11 +24,19 @@ from typing import Any
 import numpy as np
 
 from xfusion_bluesky.devices.base import SCALE, CameraSpec
+from xfusion_bluesky.devices.sim.mount import HSMount, random_mount
+from xfusion_bluesky.devices.sim.targets import TARGETS, render_target
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.synthetic import scene as scene_module
 from xfusion_bluesky.synthetic.degradation import bin_frames
 
-__all__ = ["DEFAULT_FRAME_PERIOD_S", "FULL_SCALE_PHOTONS", "HSMount", "SimEvent"]
+__all__ = [
+    "DEFAULT_FRAME_PERIOD_S",
+    "FULL_SCALE_PHOTONS",
+    "HSMount",
+    "SimEvent",
+    "random_mount",
+]
 
 #: Event time per scene frame: one frame of the 2 MHz default UHS burst.
 DEFAULT_FRAME_PERIOD_S = 5e-7
@@ -34,24 +47,6 @@ READ_NOISE_COUNTS = {"uhs": 1.5, "hs": 2.0}
 #: Scene frames rendered at once: bounds memory at full sensor (1000×1600 HR).
 _CHUNK_FRAMES = 16
 _CAMERA_STREAM = {"uhs": 1, "hs": 2}
-
-
-@dataclass(frozen=True)
-class HSMount:
-    """How the HS field lies in the UHS field (the truth the registration measures).
-
-    Attributes
-    ----------
-    offset_y_hr_px, offset_x_hr_px : int
-        HS pixel (0, 0), flips undone, in the UHS field's HR pixel grid.
-    flip_y, flip_x : bool
-        The HS image is mirrored top-bottom / left-right.
-    """
-
-    offset_y_hr_px: int = 0
-    offset_x_hr_px: int = 0
-    flip_y: bool = False
-    flip_x: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,12 +63,17 @@ class SimEvent:
         Event time per scene frame (the scene's motion speed).
     params : mapping
         Extra keyword arguments for ``generate_scene``.
+    target : str
+        What is in the beam: ``"event"`` (the scene, default), or a calibration
+        target, ``"static"`` or ``"moving"`` (see
+        :mod:`~xfusion_bluesky.devices.sim.targets`).
     """
 
     family: str = field(default_factory=lambda: scene_module.DEFAULT_FAMILY)
     seed: int = 0
     frame_period_s: float = DEFAULT_FRAME_PERIOD_S
     params: Mapping[str, Any] = field(default_factory=dict)
+    target: str = "event"
 
     def __post_init__(self) -> None:
         families = getattr(scene_module, "SCENE_FAMILIES", (self.family,))
@@ -85,16 +85,26 @@ class SimEvent:
             raise InvalidInputError(
                 f"frame_period_s must be > 0 s; got {self.frame_period_s!r}"
             )
+        if self.target not in TARGETS:
+            raise InvalidInputError(
+                f"target must be one of {TARGETS}; got {self.target!r}"
+            )
 
     def metadata(self, field_shape_hr: tuple[int, int]) -> dict[str, Any]:
-        """Return what regenerates the ground truth: the start document's ``sim``."""
-        return {
+        """Return what regenerates the ground truth: the start document's ``sim``.
+
+        ``target`` is there only for a calibration target (an event run has none).
+        """
+        block: dict[str, Any] = {
             "scene_family": self.family,
             "scene_seed": int(self.seed),
             "scene_frame_period_s": float(self.frame_period_s),
             "scene_params": dict(self.params),
             "field_shape_hr": [int(v) for v in field_shape_hr],
         }
+        if self.target != "event":
+            block["target"] = self.target
+        return block
 
     def render(
         self, times_s: np.ndarray, field_shape_hr: tuple[int, int], *, seed: int
@@ -102,6 +112,11 @@ class SimEvent:
         """Return the ground truth at ``times_s``, float32 ``(t, H, W)`` in [0, 1]."""
         height, width = (int(v) for v in field_shape_hr)
         times = np.asarray(times_s, dtype=np.float64) / self.frame_period_s
+        if self.target != "event":
+            # A target is one object, whatever the burst: the scene's seed.
+            return render_target(
+                self.target, times, (height, width), seed=int(self.seed)
+            )
         return np.asarray(
             scene_module.generate_scene(
                 self.family,
@@ -132,7 +147,7 @@ class SimEvent:
     def _key(self) -> tuple[Any, ...]:
         # Not self.seed: a burst depends on its own seed (passed in) only.
         params = tuple(sorted((k, repr(v)) for k, v in self.params.items()))
-        return (self.family, self.frame_period_s, params)
+        return (self.family, self.frame_period_s, params, self.target)
 
     def _uhs_burst(
         self,
@@ -189,30 +204,13 @@ class SimEvent:
         mount: HSMount,
         seed: int,
     ) -> np.ndarray:
-        height, width = frame_shape
-        y0, x0 = mount.offset_y_hr_px, mount.offset_x_hr_px
-        if (
-            y0 < 0
-            or x0 < 0
-            or y0 + height > field_shape_hr[0]
-            or x0 + width > field_shape_hr[1]
-        ):
-            raise InvalidInputError(
-                f"the HS field of {height}×{width} px at HR offset ({y0}, {x0}) does "
-                f"not fit the UHS field of {field_shape_hr[0]}×{field_shape_hr[1]} HR "
-                "px; shrink the HS ROI, enlarge the UHS ROI or move the HS mount"
-            )
+        mount.check_fits(frame_shape, field_shape_hr)
         rng = np.random.default_rng([int(seed), _CAMERA_STREAM["hs"]])
-        out = np.empty((len(times_s), height, width), dtype=np.uint16)
+        out = np.empty((len(times_s), *frame_shape), dtype=np.uint16)
         for start in range(0, len(times_s), _CHUNK_FRAMES):
             stop = start + _CHUNK_FRAMES
             truth = self.render(times_s[start:stop], field_shape_hr, seed=seed)
-            window = truth[:, y0 : y0 + height, x0 : x0 + width]
-            if mount.flip_y:
-                window = window[:, ::-1, :]
-            if mount.flip_x:
-                window = window[:, :, ::-1]
-            out[start:stop] = digitize(window, spec, rng)
+            out[start:stop] = digitize(mount.view(truth, frame_shape), spec, rng)
         return out
 
 

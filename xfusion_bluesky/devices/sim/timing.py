@@ -4,6 +4,14 @@ Shaped like the EPICS ``delaygen`` DG645 (channels ``a`` → UHS, ``c`` → HS, 
 ``delay`` after T0); ``trigger()`` is the single-shot trigger. In the simulation a
 trigger also starts the simulated event: every armed sim camera receives the
 pulse and images burst ``pulse_id`` of the event (seed ``scene_seed + pulse_id``).
+
+``target`` says what is in the simulated beam: ``"event"`` (the scene, default),
+or a calibration target, ``"static"`` (a textured object held still: what
+``registration_scan`` images), ``"moving"`` (that texture drifting: what
+``latency_scan`` images) or ``"blank"`` (the open beam). At a beamline an
+operator (or a target stage) puts the grid or the moving target in the beam;
+the plans move this signal when the timing generator has one, and put it back
+afterwards.
 """
 
 from __future__ import annotations
@@ -77,6 +85,8 @@ class SimTimingGenerator(Device):
     scene_family = Cpt(Signal, value="", kind="config")
     scene_seed = Cpt(Signal, value=0, kind="config")
     scene_frame_period_s = Cpt(Signal, value=DEFAULT_FRAME_PERIOD_S, kind="config")
+    #: What is in the beam: one of ``targets.TARGETS`` ("event", "static", ...).
+    target = Cpt(Signal, value="event", kind="config")
 
     def __init__(self, *args: Any, event: SimEvent | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -84,6 +94,7 @@ class SimTimingGenerator(Device):
         self.scene_family.put(event.family)
         self.scene_seed.put(int(event.seed))
         self.scene_frame_period_s.put(float(event.frame_period_s))
+        self.target.put(event.target)
         self._scene_params = dict(event.params)
         self._listeners: list[Callable[[Pulse], None]] = []
         self._listeners_lock = threading.Lock()
@@ -97,6 +108,7 @@ class SimTimingGenerator(Device):
             seed=int(self.scene_seed.get()),
             frame_period_s=float(self.scene_frame_period_s.get()),
             params=self._scene_params,
+            target=str(self.target.get() or "event"),
         )
 
     def connect_camera(self, listener: Callable[[Pulse], None]) -> None:
