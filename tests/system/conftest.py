@@ -103,12 +103,17 @@ def make_raw_run_writer(raw: Any, hdf5_dir: Path):
         with_stop: bool = True,
         xfusion_format: int = 1,
         stop_reason: str = "",
+        registration: dict[str, Any] | None = None,
+        rois: dict[str, list[int]] | None = None,
     ) -> str:
         writer = TiledWriter(raw, batch_size=1, max_array_size=0)
         lr_md = _camera_block("uhs", lr, float(lr_times[1] - lr_times[0]), 10)
         hr_md = _camera_block("hs", hr, 8e-6, 12)
         if hr_shape_in_md is not None:
             hr_md["frame_shape"] = list(hr_shape_in_md)
+        for name, block in (("uhs", lr_md), ("hs", hr_md)):
+            if rois and name in rois:  # the cameras' ROIs, as dual_camera_scan records
+                block["roi"] = list(rois[name])
         bundle = compose_run(
             metadata={
                 "plan_name": "dual_camera_scan",
@@ -121,6 +126,7 @@ def make_raw_run_writer(raw: Any, hdf5_dir: Path):
                     "offset_hr_px": list(offset_hr_px),
                     "flip_y": flip_y,
                     "flip_x": False,
+                    **(registration or {}),  # e.g. a version-3 block's keys
                 },
                 "fusion": {"requested": True, "method": method, "lr_separation": 1},
             }

@@ -224,3 +224,20 @@ def test_out_of_memory_retries_with_a_smaller_batch(
     )
     uid = write_raw_run(**{k: burst[k] for k in ("lr", "hr", "lr_times", "hr_times")})
     assert "out of memory" in _failure(tiled, uid, batch_size=2)
+
+
+@pytest.mark.slow
+def test_a_sub_pixel_offset_is_resampled_not_refused(tiled, write_raw_run, burst):
+    """Format 1 refused a non-whole-pixel offset; now the HS field is warped."""
+    arrays = {k: burst[k] for k in ("lr", "hr", "lr_times", "hr_times")}
+    uid = write_raw_run(**arrays, offset_hr_px=(0.5, 0.25))
+    result = _fuse(tiled, uid, method="bicubic")
+    assert result.status == "success", result.reason
+    record = result.metadata["fusion"]["registration"]
+    assert record["resampled"] is True
+    # HS rows 1 … 62 (1 px kept for the bicubic kernel) reach grid 1.5 … 62.5:
+    # whole UHS rows 1 … 14; columns 1.25 … 94.25: UHS columns 1 … 22.
+    assert record["lr_window"] == [1, 1, 14, 22]
+    assert record["grid_window"] == [4, 4, 56, 88]
+    assert result.frames.shape == (24, 56, 88)
+    assert result.metadata["fusion"]["timing"]["hs_latency_s"] == 0.0

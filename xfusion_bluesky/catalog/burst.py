@@ -1,8 +1,9 @@
 """One burst of a derived run beside the raw frames it was fused from, for display.
 
 :func:`load_burst` reads a burst's fused frames and attention scores from the
-derived run and its UHS and HS frames from the raw run, cut to the common field
-exactly as the fusion cut them (HS flips undone). :class:`FusedBurst` then gives
+derived run and its UHS and HS frames from the raw run, on the common field
+exactly as the fusion put them there (cropped, HS flips undone, or HS frames
+warped onto the fused grid in one step). :class:`FusedBurst` then gives
 what a figure or a score needs: the UHS frame upsampled onto the HS intensity
 scale with the fusion's own percentile ranges, the nearest HS frame, the
 attention scores against time and, for a simulated run, the ground truth.
@@ -24,7 +25,7 @@ from xfusion_bluesky.stored_format import registration_v1
 from xfusion_bluesky.structures import AttentionSeries
 
 if TYPE_CHECKING:  # fusion imports torch: only the methods that compute need it
-    from xfusion_bluesky.fusion.alignment import FieldRegistration
+    from xfusion_bluesky.fusion.field import FieldRegistration
 
 __all__ = ["FramePanel", "FusedBurst", "load_burst", "panel_labels"]
 
@@ -83,17 +84,19 @@ class FusedBurst:
     rows : ndarray, (T,) int
         The burst's rows in the derived run's streams (frame order).
     lr, hr : ndarray, (T, h, w) and (K, 4h, 4w)
-        Raw UHS frames and every raw HS frame, cut to the common field (HS
-        flips undone), in camera counts.
+        Raw UHS frames and every raw HS frame on the common field (cropped, HS
+        flips undone; or, for a resampled field, HS frames warped onto its fused
+        grid, float32), in camera counts.
     hr_index, hs_used : ndarray, (K',) int
         UHS frame of each HS frame the fusion used, and its number in ``hr``.
     lr_times_s, hr_times_s : ndarray
-        Raw frame times after the trigger.
+        Frame times after the trigger: the UHS's as recorded, the HS's on the
+        UHS timeline (recorded + the latency the fusion applied).
     lr_to_hs : (float, float, float, float)
         ``(lr_lo, lr_hi, hs_lo, hs_hi)``: the fusion's normalisation ranges,
         mapping UHS counts onto HS counts.
     registration : FieldRegistration
-        The crops (and HS flips) that made ``lr`` and ``hr``.
+        The crops, flips or warp that made ``lr`` and ``hr``.
     series : AttentionSeries
         The burst's attention scores against time.
     raw_start : dict
@@ -200,17 +203,32 @@ class FusedBurst:
         Returns
         -------
         ndarray, (T, H, W) float32
-            In HS counts, on the fused field (the registration's crop and flips).
+            In HS counts, on the fused field: the simulated event on the fused
+            grid cut to ``grid_window`` for a resampled field; for a cropped one
+            the HS view cut as the fusion cut it (the same pixels, since then the
+            HS pixels are grid pixels).
 
         Raises
         ------
         InvalidInputError
             The raw run was not simulated.
         """
-        from xfusion_bluesky.devices.sim.truth import burst_seed_key, ground_truth
+        from xfusion_bluesky.devices.sim.truth import (
+            burst_seed_key,
+            field_truth,
+            ground_truth,
+        )
 
         key = burst_seed_key(self.raw_start)
         seed = int(self.fused.raw["primary"][key].read()[self.index])
+        if self.registration.resampled:
+            field = field_truth(
+                self.raw_start,
+                self.lr_times_s,
+                burst_seed=seed,
+                grid_window=self.registration.grid_window,
+            )
+            return np.ascontiguousarray(field, dtype=np.float32)
         seen = ground_truth(self.raw_start, self.lr_times_s, burst_seed=seed)
         _, truth = self.registration.apply(self.lr, seen)
         return np.ascontiguousarray(truth, dtype=np.float32)
@@ -281,8 +299,9 @@ def load_burst(fused: FusedRun, index: int = 0) -> FusedBurst:
     rows = np.flatnonzero(fused.burst == index)
     raw = open_raw_run(fused.catalogs.raw, fused.raw_uid)
     data = raw.burst(index)
-    registration = _registration(fused.fusion["registration"])
+    registration = _registration(fused.fusion["registration"], raw.start)
     lr, hr = registration.apply(data.lr, data.hr)
+    hr_times_s = data.hr_times_s + _applied_latency(fused.fusion)
     hs_used = np.asarray(record["hs_frames_used"], dtype=np.int64)
     series = AttentionSeries(
         times_us=fused.frame_times_s[rows] * 1e6,
@@ -290,7 +309,7 @@ def load_burst(fused: FusedRun, index: int = 0) -> FusedBurst:
         forward=fused.forward_attention[rows],
         normalized_backward=_rows(fused.normalized_backward_attention, rows),
         normalized_forward=_rows(fused.normalized_forward_attention, rows),
-        hr_times_us=data.hr_times_s[hs_used] * 1e6,
+        hr_times_us=hr_times_s[hs_used] * 1e6,
         label=str(fused.fusion.get("method")),
     )
     return FusedBurst(
@@ -302,7 +321,7 @@ def load_burst(fused: FusedRun, index: int = 0) -> FusedBurst:
         hr_index=np.asarray(record["hr_index"], dtype=np.int64),
         hs_used=hs_used,
         lr_times_s=data.lr_times_s,
-        hr_times_s=data.hr_times_s,
+        hr_times_s=hr_times_s,
         lr_to_hs=_intensity_map(record, raw.start),
         registration=registration,
         series=series,
@@ -310,23 +329,19 @@ def load_burst(fused: FusedRun, index: int = 0) -> FusedBurst:
     )
 
 
-def _registration(record: dict[str, Any]) -> FieldRegistration:
-    """Return the stored common field (crops and HS flips) as a FieldRegistration."""
-    from xfusion_bluesky.fusion.alignment import FieldRegistration
+def _registration(
+    record: dict[str, Any], raw_start: dict[str, Any]
+) -> FieldRegistration:
+    """Return the stored common field (crop or warp, any format), as fused."""
+    from xfusion_bluesky.fusion.field import FieldRegistration
 
-    record = registration_v1(record)
-    return FieldRegistration(
-        lr_window=_window(record["lr_window"]),
-        hr_window=_window(record["hr_window"]),
-        flip_y=bool(record.get("flip_y", False)),
-        flip_x=bool(record.get("flip_x", False)),
-    )
+    height, width = (int(v) for v in raw_start["hs"]["frame_shape"])
+    return FieldRegistration.from_metadata(registration_v1(record), (height, width))
 
 
-def _window(values: Any) -> tuple[int, int, int, int]:
-    """Return a stored ``(y0, x0, height, width)`` window as ints."""
-    y0, x0, height, width = (int(v) for v in values)
-    return y0, x0, height, width
+def _applied_latency(fusion: dict[str, Any]) -> float:
+    """Return the HS latency the fusion applied (0 before format 3)."""
+    return float((fusion.get("timing") or {}).get("hs_latency_s") or 0.0)
 
 
 def _rows(values: NDArray[Any], rows: NDArray[np.int64]) -> NDArray[np.float64]:

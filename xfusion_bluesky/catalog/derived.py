@@ -195,6 +195,9 @@ class DerivedRunWriter:
     missing_bursts : list of dict
         ``{"burst": k, "reason": ...}`` for each raw burst not fused (not
         recorded, or not readable); they go into the stop document too.
+    timing : dict or None
+        The latency check's summary, set before the run ends; it goes into the
+        stop document as ``outcome.timing`` (version 3).
     """
 
     fused: Any
@@ -205,6 +208,7 @@ class DerivedRunWriter:
     uid: str = field(init=False, default="")
     bursts: list[dict[str, Any]] = field(init=False, default_factory=list)
     missing_bursts: list[dict[str, Any]] = field(init=False, default_factory=list)
+    timing: dict[str, Any] | None = field(init=False, default=None)
     _writer: Any = field(init=False, default=None, repr=False)
     _bundle: Any = field(init=False, default=None, repr=False)
     _frames: Any = field(init=False, default=None, repr=False)
@@ -324,6 +328,8 @@ class DerivedRunWriter:
             "bursts": self.bursts,
             "missing_bursts": self.missing_bursts,
         }
+        if self.timing is not None:
+            outcome["timing"] = self.timing
         self._writer(
             "stop",
             _stop(

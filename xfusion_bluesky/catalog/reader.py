@@ -27,10 +27,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xfusion_bluesky.errors import RunNotFinishedError, RunNotFusableError
+from xfusion_bluesky.geometry import Similarity
 from xfusion_bluesky.stored_format import raw_start_v1
 
 if TYPE_CHECKING:
-    from xfusion_bluesky.fusion.alignment import FieldRegistration
+    from xfusion_bluesky.fusion.field import FieldRegistration
 
 __all__ = ["RawBurst", "RawRun", "open_raw_run", "stream_length", "wait_for_stop"]
 
@@ -105,22 +106,62 @@ class RawRun:
         """Data key of the HS image stack."""
         return str(self.start["hs"].get("data_key", "hs_image"))
 
+    @property
+    def similarity(self) -> Similarity:
+        """The HS field's transform onto the UHS fused grid (``registration`` block).
+
+        A block of format 2 or earlier reads as scale ratio 4, no rotation.
+
+        Raises
+        ------
+        RunNotFusableError
+            The block holds no valid transform (a non-finite or zero value).
+        """
+        hs_shape = self.start["hs"]["frame_shape"]
+        try:
+            return Similarity.from_metadata(
+                self.start["registration"],
+                hs_shape=(int(hs_shape[0]), int(hs_shape[1])),
+            )
+        except (ValueError, TypeError, KeyError) as err:
+            raise RunNotFusableError(
+                f"the registration block does not read as a transform ({err}): "
+                "run registration_scan again"
+            ) from err
+
+    @property
+    def hs_latency_s(self) -> float:
+        """The registration's HS − UHS trigger latency, seconds (0 if not measured)."""
+        return float(self.start["registration"].get("hs_latency_s") or 0.0)
+
     def field_registration(self) -> FieldRegistration:
         """Return the common field of both cameras from the start document.
 
-        The crops and HS flips come from the frame shapes and the ``registration``
-        block (see :func:`~xfusion_bluesky.fusion.alignment.register_fields`).
+        The transform comes from the ``registration`` block, the field from the
+        frame shapes (see :func:`~xfusion_bluesky.fusion.field.register_fields`):
+        a crop for a whole-pixel registration, a one-step warp otherwise.
+
+        Raises
+        ------
+        RunNotFusableError
+            The transform is outside the accepted range, the registration was
+            measured with other camera ROIs than this run's (stale), or the
+            fields do not overlap; the message says to re-register.
         """
-        from xfusion_bluesky.fusion.alignment import register_fields
+        from xfusion_bluesky.fusion.field import (
+            check_registration_rois,
+            register_fields,
+        )
 
         reg = self.start["registration"]
+        check_registration_rois(
+            reg.get("measured_rois"),
+            {name: self.start[name].get("roi") for name in ("uhs", "hs")},
+        )
         return register_fields(
             tuple(self.start["uhs"]["frame_shape"]),
             tuple(self.start["hs"]["frame_shape"]),
-            offset_hr_px=tuple(reg.get("offset_hr_px", (0.0, 0.0))),
-            flip_y=bool(reg.get("flip_y", False)),
-            flip_x=bool(reg.get("flip_x", False)),
-            scale=int(reg.get("scale", 4)),
+            similarity=self.similarity,
         )
 
     def burst(self, index: int) -> RawBurst:

@@ -4,9 +4,10 @@ The UHS camera (LR) and the HS camera (HR) are triggered by one timing source bu
 run at unrelated rates, and the HS looks at a part of the UHS field, possibly
 mirrored. :func:`align_hr_times` gives each HR frame the LR frame nearest in time
 (the ``hr_index`` that :func:`~xfusion_bluesky.fusion.engine.fuse` takes) and
-reports how far off that is; :func:`register_fields` crops the LR frames to the
-HS field and undoes the HS flips, on whole LR pixels so nothing is resampled.
-Pure numpy: the worker calls these between reading a raw run and fusing it.
+reports how far off that is; :func:`register_fields` (in
+:mod:`~xfusion_bluesky.fusion.field`, re-exported here) puts the HS field on the
+fused grid of the UHS field. Pure numpy: the worker calls these between reading a
+raw run and fusing it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from xfusion_bluesky.errors import RunNotFusableError
+from xfusion_bluesky.fusion.field import FieldRegistration, register_fields
 
 __all__ = [
     "WARN_ALIGNMENT_PERIODS",
@@ -143,125 +145,4 @@ def align_hr_times(
         error_s=error[kept],
         max_error_periods=max_error,
         dropped=int(hr_t.size - kept.size),
-    )
-
-
-@dataclass(frozen=True)
-class FieldRegistration:
-    """The common field of both cameras, as crops of each.
-
-    Attributes
-    ----------
-    lr_window : (int, int, int, int)
-        ``(y0, x0, height, width)`` of the LR crop, LR pixels.
-    hr_window : (int, int, int, int)
-        ``(y0, x0, height, width)`` of the HR crop, HR pixels, after the flips are
-        undone; ``height = 4 × LR height``.
-    flip_y, flip_x : bool
-        Flips undone on the HR frames.
-    """
-
-    lr_window: tuple[int, int, int, int]
-    hr_window: tuple[int, int, int, int]
-    flip_y: bool
-    flip_x: bool
-
-    def metadata(self) -> dict[str, Any]:
-        """Return the JSON-able record the derived run carries."""
-        return {
-            "lr_window": list(self.lr_window),
-            "hr_window": list(self.hr_window),
-            "flip_y": self.flip_y,
-            "flip_x": self.flip_x,
-        }
-
-    def apply(
-        self, lr: NDArray[Any], hr: NDArray[Any]
-    ) -> tuple[NDArray[Any], NDArray[Any]]:
-        """Return views of ``lr`` (T, h, w) and ``hr`` (K, H, W) on the common field."""
-        if self.flip_y:
-            hr = hr[:, ::-1, :]
-        if self.flip_x:
-            hr = hr[:, :, ::-1]
-        ly, lx, lh, lw = self.lr_window
-        hy, hx, hh, hw = self.hr_window
-        return lr[:, ly : ly + lh, lx : lx + lw], hr[:, hy : hy + hh, hx : hx + hw]
-
-
-def register_fields(
-    lr_shape: tuple[int, int],
-    hr_shape: tuple[int, int],
-    *,
-    offset_hr_px: tuple[float, float] = (0.0, 0.0),
-    flip_y: bool = False,
-    flip_x: bool = False,
-    scale: int = 4,
-) -> FieldRegistration:
-    """Find the crops of the LR and HR frames that cover the same field exactly.
-
-    Parameters
-    ----------
-    lr_shape, hr_shape : (int, int)
-        UHS and HS frame shapes.
-    offset_hr_px : (float, float)
-        ``(y, x)`` of HS pixel (0, 0), once its flips are undone, in the UHS
-        field's HR pixels (the start document's ``registration.offset_hr_px``).
-    flip_y, flip_x : bool
-        The HS image is mirrored top-bottom / left-right relative to the UHS.
-    scale : int
-        UHS pixel size over HS pixel size (4).
-
-    Returns
-    -------
-    FieldRegistration
-
-    Raises
-    ------
-    RunNotFusableError
-        The HS field does not lie inside the UHS field, or the overlap is smaller
-        than one LR pixel.
-
-    Notes
-    -----
-    An offset that is not a multiple of ``scale`` is met by trimming the HR crop up
-    to the next LR pixel boundary (at most ``scale − 1`` HR pixels per side), so
-    both crops stay on their own pixel grids and nothing is interpolated.
-    """
-    oy, ox = (float(v) for v in offset_hr_px)
-    if oy != round(oy) or ox != round(ox):
-        raise RunNotFusableError(
-            f"the registration offset ({oy}, {ox}) HR px is not whole pixels: "
-            "re-measure it with registration_scan (sub-pixel shifts are not "
-            "resampled)"
-        )
-    oy_i, ox_i = round(oy), round(ox)
-    field_h, field_w = lr_shape[0] * scale, lr_shape[1] * scale
-    if (
-        oy_i < 0
-        or ox_i < 0
-        or oy_i + hr_shape[0] > field_h
-        or ox_i + hr_shape[1] > field_w
-    ):
-        raise RunNotFusableError(
-            f"the HS field ({hr_shape[0]}×{hr_shape[1]} px at HR offset "
-            f"({oy_i}, {ox_i})) does not fit inside the UHS field "
-            f"({field_h}×{field_w} HR px = {lr_shape[0]}×{lr_shape[1]} UHS px × "
-            f"{scale}): check the ROIs and the registration"
-        )
-    windows = []
-    for offset, size in ((oy_i, hr_shape[0]), (ox_i, hr_shape[1])):
-        lr_start = -(-offset // scale)  # first LR pixel wholly inside the HS field
-        lr_stop = (offset + size) // scale
-        if lr_stop <= lr_start:
-            raise RunNotFusableError(
-                f"the HS field ({hr_shape[0]}×{hr_shape[1]} px) covers less than one "
-                f"whole UHS pixel along an axis at offset {offset} HR px"
-            )
-        windows.append((lr_start, lr_stop - lr_start, lr_start * scale - offset))
-    (ly, lh, hy), (lx, lw, hx) = windows
-    return FieldRegistration(
-        lr_window=(ly, lx, lh, lw),
-        hr_window=(hy, hx, lh * scale, lw * scale),
-        flip_y=bool(flip_y),
-        flip_x=bool(flip_x),
     )

@@ -12,6 +12,8 @@ fused and each missing one is recorded with its reason (``missing_bursts``).
 It is idempotent: a fusion is identified by (raw uid, method, model
 sha256, parameters) and asking again returns the existing derived run unless
 ``force=True`` (the lookups live in :mod:`~xfusion_bluesky.catalog.progress`).
+One burst is fused by :mod:`~xfusion_bluesky.pipeline.burst`; the HS latency is
+applied and checked by :mod:`~xfusion_bluesky.pipeline.timing`.
 """
 
 from __future__ import annotations
@@ -29,33 +31,23 @@ from xfusion_bluesky import __version__
 from xfusion_bluesky.catalog.choice import DEFAULT_METHOD, requested_method
 from xfusion_bluesky.catalog.connect import Catalogs, open_catalogs
 from xfusion_bluesky.catalog.derived import (
-    DerivedFrame,
     DerivedRunWriter,
     fusion_key,
     short_traceback,
-    to_counts,
     write_failed_run,
 )
 from xfusion_bluesky.catalog.progress import STALE_AFTER_S, existing_fusion
 from xfusion_bluesky.catalog.queries import FusedRun
-from xfusion_bluesky.catalog.reader import (
-    RawBurst,
-    RawRun,
-    open_raw_run,
-    wait_for_stop,
-)
+from xfusion_bluesky.catalog.reader import RawRun, open_raw_run, wait_for_stop
 from xfusion_bluesky.errors import (
     InvalidInputError,
     RunNotFusableError,
     XFusionError,
 )
-from xfusion_bluesky.fusion import fuse_iter, normalize_attention
-from xfusion_bluesky.fusion.alignment import (
-    FieldRegistration,
-    align_hr_times,
-)
 from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.fusion.normalization import PERCENTILES
+from xfusion_bluesky.pipeline.burst import check_shapes, fuse_burst, lr_period_s
+from xfusion_bluesky.pipeline.timing import timing_start, timing_summary
 from xfusion_bluesky.stored_format import raw_start_v1
 
 __all__ = ["DEFAULT_METHOD", "fuse_run"]
@@ -196,12 +188,13 @@ def fuse_run(
     except Exception as err:
         return _record_failure(catalogs, full_uid, fusion, _reason(err), err, raw_start)
     fusion["registration"] = {**run.start["registration"], **registration.metadata()}
-    hr_window = registration.hr_window
+    fusion["timing"] = timing_start(run.start["registration"])
+    grid_window = registration.grid_window
     writer = DerivedRunWriter(
         catalogs.fused,
         raw_uid=full_uid,
         fusion=fusion,
-        frame_shape=(hr_window[2], hr_window[3]),
+        frame_shape=(grid_window[2], grid_window[3]),
         raw_start=raw_start,
     )
     writer.open()
@@ -211,14 +204,14 @@ def fuse_run(
         for k in range(run.num_bursts):
             try:  # a burst that cannot be read is left out, not the whole run
                 burst = run.burst(k)
-                _check_shapes(run, burst.lr.shape[1:], burst.hr.shape[1:], k)
+                check_shapes(run, burst.lr.shape[1:], burst.hr.shape[1:], k)
             except RunNotFusableError as err:
                 logger.warning("raw run %s: burst %d left out: %s", full_uid, k, err)
                 writer.missing_bursts.append({"burst": k, "reason": _one_line(err)})
                 last_error = err
                 continue
             writer.bursts.append(
-                _fuse_burst(
+                fuse_burst(
                     writer,
                     run,
                     burst,
@@ -232,6 +225,9 @@ def fuse_run(
                 )
             )
         writer.missing_bursts.sort(key=lambda item: int(item["burst"]))
+        writer.timing = timing_summary(
+            run.hs_latency_s, writer.bursts, lr_period_s(run)
+        )
         summary = _missing_summary(writer.missing_bursts, run)
         if writer.bursts:
             writer.close(reason=summary)
@@ -267,88 +263,6 @@ def _missing_summary(missing: list[dict[str, Any]], run: RawRun) -> str:
         f"fused {fused} of {total} bursts; burst {first['burst']}: "
         f"{first['reason']}{more}"
     )[:300]
-
-
-def _fuse_burst(
-    writer: DerivedRunWriter,
-    run: RawRun,
-    burst: RawBurst,
-    registration: FieldRegistration,
-    *,
-    method: str,
-    network: Any,
-    lr_separation: int,
-    device: str,
-    batch_size: int | None,
-    progress: bool,
-) -> dict[str, Any]:
-    """Fuse ``burst`` into ``writer``; return what the derived run records of it."""
-    k = burst.index
-    alignment = align_hr_times(
-        burst.lr_times_s,
-        burst.hr_times_s,
-        float(run.start["uhs"].get("frame_period_s") or 0) or None,
-    )
-    lr, hr = registration.apply(burst.lr, burst.hr)
-    hr = hr[alignment.kept]
-    bit_depth = int(run.start["hs"].get("bit_depth", 16))
-    backward = np.full(lr.shape[0], np.nan)
-    forward = np.full(lr.shape[0], np.nan)
-    stream = fuse_iter(
-        lr,
-        hr,
-        alignment.hr_index,
-        method,
-        model=network,
-        lr_separation=lr_separation,
-        device=device,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    try:
-        for t, frame, scores in stream:
-            window = scores.window
-            backward[t] = scores.backward_attention
-            forward[t] = scores.forward_attention
-            writer.write_frame(
-                DerivedFrame(
-                    burst=k,
-                    uhs_frame=t,
-                    time_s=float(burst.lr_times_s[t]),
-                    fused=to_counts(frame, bit_depth),
-                    backward_attention=scores.backward_attention,
-                    forward_attention=scores.forward_attention,
-                    hs_before=int(alignment.kept[window.hr_before]),
-                    hs_after=int(alignment.kept[window.hr_after]),
-                    hr_at_reference=window.hr_at_reference,
-                )
-            )
-    finally:
-        stream.close()
-    normalized_backward, normalized_forward = normalize_attention(
-        backward, forward, alignment.hr_index
-    )
-    writer.write_normalized(k, normalized_backward, normalized_forward)
-    return {
-        "burst": k,
-        **alignment.metadata(),
-        "lr_range": stream.params.get("lr_range"),
-        "hr_range": stream.params.get("hr_range"),
-        "batch_size": stream.params.get("batch_size"),
-        "model_id": stream.model_id,
-    }
-
-
-def _check_shapes(
-    run: RawRun, lr_shape: tuple[int, ...], hr_shape: tuple[int, ...], k: int
-) -> None:
-    for name, block, shape in (("UHS", "uhs", lr_shape), ("HS", "hs", hr_shape)):
-        expected = tuple(run.start[block]["frame_shape"])
-        if tuple(shape) != expected:
-            raise RunNotFusableError(
-                f"burst {k}: the {name} frames are {shape[0]}×{shape[1]} px but the "
-                f"start document says {expected[0]}×{expected[1]}"
-            )
 
 
 def _record_failure(
