@@ -30,6 +30,8 @@ VERBS: tuple[str, ...] = (
     "serve",
     "worker",
     "replay",
+    "ingest",
+    "register",
 )
 
 
