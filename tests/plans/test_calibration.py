@@ -48,7 +48,7 @@ def start_uids(RE):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0])  # more seeds: benchmarks/bench_registration.py
 def test_registration_scan_recovers_the_misaligned_sim(RE, tiled, sim_devices, seed):
     truth = misaligned(sim_devices, seed)
     registration = sim_devices.registration

@@ -114,7 +114,6 @@ SETUP_SCRIPT = textwrap.dedent(
     from pathlib import Path
 
     from xfusion_bluesky.beamline import setup
-    from xfusion_bluesky.plans import registration_scan
     from xfusion_bluesky.settings import Settings
 
     env = {"XFUSION_DATA": sys.argv[1], "XFUSION_SIM_MISALIGN": "3"}
@@ -127,9 +126,6 @@ SETUP_SCRIPT = textwrap.dedent(
         assert bl.uhs.latency_s.get() > 0 and hs.latency_s.get() > 0
         assert reg.measured_by.get() == "nominal"
         assert (reg.offset_y_hr_px.get(), reg.offset_x_hr_px.get()) == (20, 28)
-        bl.RE(registration_scan())
-        error = reg.scale_ratio.get() / mount.scale_ratio - 1
-        assert abs(error) <= 1e-3, (reg.scale_ratio.get(), mount)
     finally:
         bl.close()
     print("ok")
