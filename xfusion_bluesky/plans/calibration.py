@@ -34,6 +34,7 @@ from xfusion_bluesky.plans.stubs import (
     read_burst_settings,
     read_event,
     restore_signals,
+    save_signals,
     use_target,
 )
 from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
@@ -108,15 +109,10 @@ def registration_scan(
     registration = devices.registration
     uhs_settings = yield from read_burst_settings(uhs)
     hs_settings = yield from read_burst_settings(hs)
-    saved = []
     # Modes and delays are put back afterwards: the next scan finds them as set.
-    for signal in (
-        uhs.cam.trigger_mode,
-        hs.cam.trigger_mode,
-        timing.a.delay,
-        timing.c.delay,
-    ):
-        saved.append((signal, (yield from bps.rd(signal))))
+    saved = yield from save_signals(
+        uhs.cam.trigger_mode, hs.cam.trigger_mode, timing.a.delay, timing.c.delay
+    )
     saved += yield from use_target(timing, target)
     yield from configure_camera(uhs, uhs_settings, trigger_mode="External")
     yield from configure_camera(hs, hs_settings, trigger_mode="External")

@@ -34,6 +34,7 @@ from xfusion_bluesky.plans.stubs import (
     read_event,
     read_registration,
     restore_signals,
+    save_signals,
     use_target,
 )
 from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
@@ -131,16 +132,14 @@ def latency_scan(
         hs_frame_rate_hz=hs_settings.frame_rate_hz,
         hs_delay_s=2 * hs_delay + period,  # room for the latency at the end too
     )
-    saved = []
     # Modes, frames and delays are put back afterwards: the next scan finds them.
-    for signal in (
+    saved = yield from save_signals(
         uhs.cam.trigger_mode,
         hs.cam.trigger_mode,
         hs.cam.num_images,
         timing.a.delay,
         timing.c.delay,
-    ):
-        saved.append((signal, (yield from bps.rd(signal))))
+    )
     saved += yield from use_target(timing, target)
     yield from configure_camera(uhs, uhs_settings, trigger_mode="External")
     yield from configure_camera(hs, hs_settings, trigger_mode="External")

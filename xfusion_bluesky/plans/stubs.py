@@ -27,6 +27,7 @@ __all__ = [
     "read_event",
     "read_registration",
     "restore_signals",
+    "save_signals",
     "use_target",
     "wait_for_bursts",
 ]
@@ -299,6 +300,24 @@ def use_target(timing: Any, target: str | None) -> MsgGenerator[list[tuple[Any, 
     old = yield from bps.rd(signal)
     yield from bps.mv(signal, target)
     return [(signal, old)]
+
+
+def save_signals(*signals: Any) -> MsgGenerator[list[tuple[Any, Any]]]:
+    """Read ``signals`` now, for :func:`restore_signals` to put them back later.
+
+    Yields
+    ------
+    Msg
+        One ``read`` per signal.
+
+    Returns
+    -------
+    list of (signal, value)
+    """
+    saved = []
+    for signal in signals:
+        saved.append((signal, (yield from bps.rd(signal))))
+    return saved
 
 
 def restore_signals(saved: Sequence[tuple[Any, Any]]) -> MsgGenerator[None]:

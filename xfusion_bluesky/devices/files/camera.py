@@ -58,6 +58,7 @@ from xfusion_bluesky.devices.files.watcher import (
     wait_for_change,
     wait_for_new_file,
 )
+from xfusion_bluesky.devices.soft import SoftCam, SoftHDF5Plugin
 from xfusion_bluesky.errors import InvalidInputError, RecordingError
 
 __all__ = [
@@ -75,37 +76,16 @@ logger = logging.getLogger(__name__)
 RATE_TOLERANCE = 0.01
 
 
-class FileCam(Device):
+class FileCam(SoftCam):
     """Soft ``cam1:``: what the vendor software is set to (ADBase names)."""
 
-    acquire = Cpt(Signal, value=0, kind="omitted")
-    acquire_time = Cpt(Signal, value=1e-7, kind="config")
-    acquire_period = Cpt(Signal, value=5e-7, kind="config")
-    num_images = Cpt(Signal, value=128, kind="config")
-    image_mode = Cpt(Signal, value="Multiple", kind="omitted")
     trigger_mode = Cpt(Signal, value="External", kind="config")
-    min_x = Cpt(Signal, value=0, kind="config")
-    min_y = Cpt(Signal, value=0, kind="config")
-    size_x = Cpt(Signal, value=1, kind="config")
-    size_y = Cpt(Signal, value=1, kind="config")
-    max_size_x = Cpt(Signal, value=1, kind="omitted")
-    max_size_y = Cpt(Signal, value=1, kind="omitted")
-    manufacturer = Cpt(Signal, value="", kind="config")
-    model = Cpt(Signal, value="", kind="config")
-    data_type = Cpt(Signal, value="UInt16", kind="omitted")
-    array_counter = Cpt(Signal, value=0, kind="omitted")
-    detector_state = Cpt(Signal, value=IDLE, kind="omitted")
 
 
-class FilePlugin(Device):
+class FilePlugin(SoftHDF5Plugin):
     """Soft ``HDF1:``: the watched directory and the last burst's files."""
 
-    file_path = Cpt(Signal, value="", kind="omitted")
-    file_name = Cpt(Signal, value="", kind="omitted")
     file_template = Cpt(Signal, value="", kind="omitted")
-    full_file_name = Cpt(Signal, value="", kind="omitted")
-    capture = Cpt(Signal, value=0, kind="omitted")
-    num_captured = Cpt(Signal, value=0, kind="omitted")
 
 
 class BurstStatus(DeviceStatus):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from ophyd import Component as Cpt
-from ophyd import Device, Signal
+from ophyd import Signal
 
 from xfusion_bluesky.devices.base import (
     ACQUIRE,
@@ -45,6 +45,7 @@ from xfusion_bluesky.devices.hdf5 import NDFileHDF5Writer
 from xfusion_bluesky.devices.sim.event import SimEvent
 from xfusion_bluesky.devices.sim.mount import HSMount
 from xfusion_bluesky.devices.sim.timing import Pulse, SimTimingGenerator
+from xfusion_bluesky.devices.soft import SoftCam, SoftHDF5Plugin
 from xfusion_bluesky.errors import InvalidInputError
 
 __all__ = ["SimCam", "SimHDF5Plugin", "SimHSCamera", "SimUHSCamera"]
@@ -52,37 +53,12 @@ __all__ = ["SimCam", "SimHDF5Plugin", "SimHSCamera", "SimUHSCamera"]
 logger = logging.getLogger(__name__)
 
 
-class SimCam(Device):
-    """Soft-signal stand-in for an areaDetector ``cam1:`` (ADBase names)."""
-
-    acquire = Cpt(Signal, value=0, kind="omitted")
-    acquire_time = Cpt(Signal, value=1e-7, kind="config")
-    acquire_period = Cpt(Signal, value=5e-7, kind="config")
-    num_images = Cpt(Signal, value=128, kind="config")
-    image_mode = Cpt(Signal, value="Multiple", kind="omitted")
-    trigger_mode = Cpt(Signal, value="Internal", kind="config")
-    min_x = Cpt(Signal, value=0, kind="config")
-    min_y = Cpt(Signal, value=0, kind="config")
-    size_x = Cpt(Signal, value=1, kind="config")
-    size_y = Cpt(Signal, value=1, kind="config")
-    max_size_x = Cpt(Signal, value=1, kind="omitted")
-    max_size_y = Cpt(Signal, value=1, kind="omitted")
-    manufacturer = Cpt(Signal, value="", kind="config")
-    model = Cpt(Signal, value="", kind="config")
-    data_type = Cpt(Signal, value="UInt16", kind="omitted")
-    array_counter = Cpt(Signal, value=0, kind="omitted")
-    detector_state = Cpt(Signal, value=IDLE, kind="omitted")
+class SimCam(SoftCam):
+    """The simulated cameras' ``cam1:``: Internal trigger until a plan sets it."""
 
 
-class SimHDF5Plugin(Device):
-    """Soft-signal stand-in for an NDFileHDF5 plugin ``HDF1:``."""
-
-    file_path = Cpt(Signal, value="", kind="omitted")
-    file_name = Cpt(Signal, value="", kind="omitted")
-    file_template = Cpt(Signal, value="%s%s.h5", kind="omitted")
-    full_file_name = Cpt(Signal, value="", kind="omitted")
-    capture = Cpt(Signal, value=0, kind="omitted")
-    num_captured = Cpt(Signal, value=0, kind="omitted")
+class SimHDF5Plugin(SoftHDF5Plugin):
+    """The simulated cameras' ``HDF1:``."""
 
 
 class _SimBurstCamera(BurstCamera):
