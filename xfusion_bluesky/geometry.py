@@ -143,6 +143,23 @@ class Similarity:
         }
 
     @classmethod
+    def from_fields(cls, record: Any, hs_shape: tuple[int, int]) -> Similarity:
+        """Build one from an object with the Registration device's field names.
+
+        ``record`` has ``scale_ratio``, ``rotation_deg``, ``offset_y_hr_px``,
+        ``offset_x_hr_px``, ``flip_y`` and ``flip_x`` (the sim's ``HSMount``, the
+        plans' ``RegistrationRecord``).
+        """
+        return cls(
+            hs_shape=(int(hs_shape[0]), int(hs_shape[1])),
+            scale_ratio=float(record.scale_ratio),
+            rotation_deg=float(record.rotation_deg),
+            offset_hr_px=(float(record.offset_y_hr_px), float(record.offset_x_hr_px)),
+            flip_y=bool(record.flip_y),
+            flip_x=bool(record.flip_x),
+        )
+
+    @classmethod
     def from_metadata(
         cls, block: Mapping[str, Any], hs_shape: tuple[int, int] | None = None
     ) -> Similarity:

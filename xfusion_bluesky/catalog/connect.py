@@ -31,6 +31,7 @@ __all__ = [
     "check_readable_storage",
     "connect",
     "ensure_run_container",
+    "external_hdf5",
     "open_catalogs",
     "open_client",
     "redact",
@@ -291,6 +292,42 @@ def ensure_run_container(client: Any, key: str = RAW_CONTAINER) -> Any:
     return client[key]
 
 
+def external_hdf5(
+    path: str | Path, dataset: str, structure: Any, **parameters: Any
+) -> Any:
+    """Return a Tiled ``DataSource`` for an HDF5 dataset the server reads in place.
+
+    Parameters
+    ----------
+    path : str or Path
+        The HDF5 file (absolute, on the server's readable storage).
+    dataset : str
+        The dataset inside it.
+    structure : tiled.structures.array.ArrayStructure
+        Its shape, type and chunks.
+    **parameters
+        More adapter parameters (``swmr``, ...).
+    """
+    from tiled.structures.core import StructureFamily
+    from tiled.structures.data_source import Asset, DataSource, Management
+
+    return DataSource(
+        structure_family=StructureFamily.array,
+        structure=structure,
+        mimetype="application/x-hdf5",
+        parameters={"dataset": dataset, **parameters},
+        assets=[
+            Asset(
+                data_uri=f"file://localhost{path}",
+                is_directory=False,
+                parameter="data_uris",
+                num=0,
+            )
+        ],
+        management=Management.external,
+    )
+
+
 def check_readable_storage(client: Any, directory: str | Path) -> None:
     """Register a probe HDF5 file in ``directory`` and read it back through Tiled.
 
@@ -309,7 +346,6 @@ def check_readable_storage(client: Any, directory: str | Path) -> None:
     """
     from tiled.structures.array import ArrayStructure
     from tiled.structures.core import StructureFamily
-    from tiled.structures.data_source import Asset, DataSource, Management
 
     directory = Path(directory).expanduser().resolve()
     key = f"xfusion_storage_probe_{uuid.uuid4().hex[:8]}"
@@ -317,20 +353,8 @@ def check_readable_storage(client: Any, directory: str | Path) -> None:
     expected = np.arange(6, dtype=np.uint16).reshape(1, 2, 3)
     with h5py.File(path, "w") as f:
         f.create_dataset("/entry/data/data", data=expected)
-    data_source = DataSource(
-        structure_family=StructureFamily.array,
-        structure=ArrayStructure.from_array(expected),
-        mimetype="application/x-hdf5",
-        parameters={"dataset": "/entry/data/data"},
-        assets=[
-            Asset(
-                data_uri=f"file://localhost{path}",
-                is_directory=False,
-                parameter="data_uris",
-                num=0,
-            )
-        ],
-        management=Management.external,
+    data_source = external_hdf5(
+        path, "/entry/data/data", ArrayStructure.from_array(expected)
     )
     try:
         node = client.new(StructureFamily.array, [data_source], key=key)

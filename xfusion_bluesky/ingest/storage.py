@@ -134,7 +134,8 @@ def _probe(root: Any, role: str, item: StoredFile) -> None:
     """Register ``item`` as a throw-away node and read its first frame back."""
     from tiled.structures.array import ArrayStructure, BuiltinDtype
     from tiled.structures.core import StructureFamily
-    from tiled.structures.data_source import Asset, DataSource, Management
+
+    from xfusion_bluesky.catalog.connect import external_hdf5
 
     key = f"xfusion_ingest_probe_{uuid.uuid4().hex[:8]}"
     structure = ArrayStructure(
@@ -142,21 +143,7 @@ def _probe(root: Any, role: str, item: StoredFile) -> None:
         shape=item.shape,
         chunks=tuple((int(v),) for v in item.shape),
     )
-    source = DataSource(
-        structure_family=StructureFamily.array,
-        structure=structure,
-        mimetype="application/x-hdf5",
-        parameters={"dataset": item.dataset, "swmr": False},
-        assets=[
-            Asset(
-                data_uri=f"file://localhost{item.path}",
-                is_directory=False,
-                parameter="data_uris",
-                num=0,
-            )
-        ],
-        management=Management.external,
-    )
+    source = external_hdf5(item.path, item.dataset, structure, swmr=False)
     try:
         node = root.new(StructureFamily.array, [source], key=key)
         # One plain request for one frame: the client's own reads retry a 500.

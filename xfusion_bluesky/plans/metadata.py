@@ -63,14 +63,7 @@ class RegistrationRecord:
 
     def similarity(self, hs_shape: tuple[int, int]) -> Similarity:
         """Return the geometry as the shared transform for HS frames ``hs_shape``."""
-        return Similarity(
-            hs_shape=(int(hs_shape[0]), int(hs_shape[1])),
-            scale_ratio=float(self.scale_ratio),
-            rotation_deg=float(self.rotation_deg),
-            offset_hr_px=(float(self.offset_y_hr_px), float(self.offset_x_hr_px)),
-            flip_y=bool(self.flip_y),
-            flip_x=bool(self.flip_x),
-        )
+        return Similarity.from_fields(self, hs_shape)
 
     @property
     def latency_measured(self) -> bool:

@@ -67,14 +67,7 @@ class HSMount:
 
     def similarity(self, hs_shape: tuple[int, int]) -> Similarity:
         """Return the mount as the shared transform, for an HS frame of ``hs_shape``."""
-        return Similarity(
-            hs_shape=(int(hs_shape[0]), int(hs_shape[1])),
-            scale_ratio=float(self.scale_ratio),
-            rotation_deg=float(self.rotation_deg),
-            offset_hr_px=(float(self.offset_y_hr_px), float(self.offset_x_hr_px)),
-            flip_y=bool(self.flip_y),
-            flip_x=bool(self.flip_x),
-        )
+        return Similarity.from_fields(self, hs_shape)
 
     @property
     def is_whole_pixel(self) -> bool:
