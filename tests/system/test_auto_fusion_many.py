@@ -1,6 +1,6 @@
 """Consecutive scans, one worker process: none lost, none fused twice.
 
-Six runs keep the suite's time in bounds (about 4 s each on 2 cores); set
+Three runs keep the suite's time in bounds (4–5 s each on 2 cores); set
 XFUSION_TEST_RUNS=50 for fifty, which `benchmarks/bench_pipeline.py --runs 50`
 also measures, and `benchmarks/bench_faults.py` with faults injected.
 """
@@ -15,7 +15,7 @@ from xfusion_bluesky.callbacks import FusionCallback, FusionWorker
 from xfusion_bluesky.catalog import find_derived
 from xfusion_bluesky.plans.dual_camera import dual_camera_scan
 
-RUNS = int(os.environ.get("XFUSION_TEST_RUNS", "6"))
+RUNS = int(os.environ.get("XFUSION_TEST_RUNS", "3"))
 
 
 @pytest.mark.slow

@@ -18,14 +18,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 import numpy as np
 from bluesky.utils import MsgGenerator
 
-from xfusion_bluesky.calibration import MeasuredGeometry, measure_geometry
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.plans.defaults import default_devices
 from xfusion_bluesky.plans.stubs import (
@@ -38,6 +37,9 @@ from xfusion_bluesky.plans.stubs import (
     use_target,
 )
 from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
+
+if TYPE_CHECKING:  # scipy and scikit-image load only when a plan measures
+    from xfusion_bluesky.calibration import MeasuredGeometry
 
 __all__ = ["DEFAULT_REGISTRATION_BURSTS", "registration_scan", "store_geometry"]
 
@@ -145,6 +147,8 @@ def registration_scan(
         # A deferred pause (one Ctrl-C) asked for during a burst takes effect
         # here, once the bursts are stored, instead of being dropped.
         yield from bps.checkpoint()
+        from xfusion_bluesky.calibration import measure_geometry
+
         measured = measure_geometry(lr, hr)
         logger.info("registration measured: %s", measured)
         result.append(measured)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import MsgGenerator
 
-from xfusion_bluesky.calibration import MeasuredLatency, measure_latency
 from xfusion_bluesky.devices.base import hs_frames_in_window
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.plans.defaults import default_devices
@@ -38,6 +37,9 @@ from xfusion_bluesky.plans.stubs import (
     use_target,
 )
 from xfusion_bluesky.stored_format import FORMAT_KEY, FORMAT_VERSION
+
+if TYPE_CHECKING:  # scipy and scikit-image load only when a plan measures
+    from xfusion_bluesky.calibration import MeasuredLatency
 
 __all__ = ["latency_scan"]
 
@@ -167,6 +169,8 @@ def latency_scan(
         yield from acquire_burst([uhs, hs], timing, timeout_s=timeout_s)
         yield from read_event([uhs, hs, timing])
         yield from bps.checkpoint()
+        from xfusion_bluesky.calibration import measure_latency
+
         measured = measure_latency(
             uhs.last_burst(),
             uhs.frame_times_s.get(),
