@@ -146,7 +146,7 @@ def test_the_texture_check_tells_noise_from_texture():
 
 @pytest.mark.slow
 def test_random_geometries_meet_the_targets():
-    """Three geometries, ratio 3.5–4.5, ±3°, any shift, flips (the benchmark runs 20)."""
+    """Three geometries: ratio 3.5–4.5, ±3°, any shift, flips (the benchmark: 20)."""
     rng = np.random.default_rng(2026)
     lr_shape, hs_shape = (100, 80), (280, 220)
     worst = 0.0
