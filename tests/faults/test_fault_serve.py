@@ -12,6 +12,8 @@ import httpx
 import pytest
 from servers import ServedTiled, free_port, serve_command
 
+from xfusion_bluesky.catalog.connect import connect
+
 pytestmark = pytest.mark.slow  # the server takes ~5 s to start
 
 KEY = "servesecret42"
@@ -36,3 +38,9 @@ def test_serve_prints_no_key_the_server_refuses(tmp_path):
         # What is printed is the address to use and where its key comes from.
         assert f"http://127.0.0.1:{port}/api/v1" in text
         assert "XFUSION_TILED_API_KEY" in text
+        # A server the beamline can use (was tests/cli/test_serve.py's own server).
+        connection = connect(server.uri, api_key=KEY, hdf5_dir=tmp_path / "hdf5")
+        try:
+            assert type(connection.raw).__name__ == "CatalogOfBlueskyRuns"
+        finally:
+            connection.close()

@@ -10,9 +10,6 @@ that same field, and the misaligned one must come within 0.5 dB PSNR of the
 aligned one.
 """
 
-import subprocess
-import sys
-import textwrap
 import time
 
 import numpy as np
@@ -25,7 +22,6 @@ from xfusion_bluesky.devices.sim import HSMount, misalign
 from xfusion_bluesky.devices.sim.truth import field_truth
 from xfusion_bluesky.metrics import psnr
 from xfusion_bluesky.plans import dual_camera_scan, latency_scan, registration_scan
-from xfusion_bluesky.settings import Settings
 
 HS_SHAPE = (48, 72)
 #: Geometry seed: ratio 3.70, rotation 2.5°, both offsets sub-pixel, flipped up-down.
@@ -108,42 +104,5 @@ def test_misaligned_sim_fuses_within_half_a_db_of_the_aligned_one(
     )
 
 
-SETUP_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    from pathlib import Path
-
-    from xfusion_bluesky.beamline import setup
-    from xfusion_bluesky.settings import Settings
-
-    env = {"XFUSION_DATA": sys.argv[1], "XFUSION_SIM_MISALIGN": "3"}
-    bl = setup("sim", roi="demo", settings=Settings.from_env(env))
-    try:
-        hs, reg = bl.hs, bl.registration
-        assert hs.settings().frame_shape == (120, 168), hs.settings()  # 3/4 field
-        mount = hs.mount()
-        assert not mount.is_whole_pixel
-        assert bl.uhs.latency_s.get() > 0 and hs.latency_s.get() > 0
-        assert reg.measured_by.get() == "nominal"
-        assert (reg.offset_y_hr_px.get(), reg.offset_x_hr_px.get()) == (20, 28)
-    finally:
-        bl.close()
-    print("ok")
-    """
-)
-
-
-@pytest.mark.slow
-def test_setup_builds_the_misaligned_sim_from_the_environment(tmp_path):
-    # setup() starts its own Tiled server: in its own process (test_sim_beamline).
-    done = subprocess.run(
-        [sys.executable, "-c", SETUP_SCRIPT, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().endswith("ok")
-    with pytest.raises(ValueError, match="XFUSION_SIM_MISALIGN"):
-        Settings.from_env({"XFUSION_SIM_MISALIGN": "yes"})
+# setup()'s misaligned simulation (XFUSION_SIM_MISALIGN) is checked in
+# test_sim_beamline.py, in the subprocess that also checks setup("sim").

@@ -2,7 +2,8 @@
 
 ``setup()`` starts its own embedded Tiled server, and Tiled keeps server settings
 per process: a second server in the test process would replace the API key of
-the session's server (every later request 401). So this runs in its own process.
+the session's server (every later request 401). So this runs in its own process,
+one for both setups here (a process start is ~5 s of imports on 2 cores).
 """
 
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import textwrap
 
 import pytest
+
+from xfusion_bluesky.settings import Settings
 
 SCRIPT = textwrap.dedent(
     """
@@ -40,12 +43,27 @@ SCRIPT = textwrap.dedent(
         bl.close()
     assert (tmp_path / "tiled" / "catalog.db").exists()  # persistent catalog
     print("OK")
+
+    # The misaligned simulation, from the environment (XFUSION_SIM_MISALIGN).
+    env = {"XFUSION_DATA": str(tmp_path / "misaligned"), "XFUSION_SIM_MISALIGN": "3"}
+    bl = setup("sim", roi="demo", settings=Settings.from_env(env))
+    try:
+        hs, reg = bl.hs, bl.registration
+        assert hs.settings().frame_shape == (120, 168), hs.settings()  # 3/4 field
+        mount = hs.mount()
+        assert not mount.is_whole_pixel
+        assert bl.uhs.latency_s.get() > 0 and hs.latency_s.get() > 0
+        assert reg.measured_by.get() == "nominal"
+        assert (reg.offset_y_hr_px.get(), reg.offset_x_hr_px.get()) == (20, 28)
+    finally:
+        bl.close()
+    print("MISALIGNED OK")
     """
 )
 
 
 @pytest.mark.slow
-def test_setup_sim_then_default_scan_and_demo(tmp_path):
+def test_setup_sim_then_default_scan_and_demo_then_the_misaligned_sim(tmp_path):
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
         capture_output=True,
@@ -54,4 +72,6 @@ def test_setup_sim_then_default_scan_and_demo(tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().endswith("OK")
+    assert done.stdout.split() == ["OK", "MISALIGNED", "OK"], done.stdout
+    with pytest.raises(ValueError, match="XFUSION_SIM_MISALIGN"):
+        Settings.from_env({"XFUSION_SIM_MISALIGN": "yes"})
