@@ -14,8 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from xfusion_bluesky.fusion.crops import augment, paired_crop
 from xfusion_bluesky.synthetic.degradation import add_poisson_noise, bin_frames
 from xfusion_bluesky.synthetic.scene import FAMILY_SPECS, generate_scene
+
+# paired_crop and augment live in fusion.crops, where per-run adaptation crops the
+# same way; they stay importable from here for make_window's earlier callers.
 
 SCALE = 4
 
@@ -159,42 +163,6 @@ def draw_scene_params(family: str, rng: np.random.Generator) -> dict[str, float]
             )
             params[name] = float(value)
     return params
-
-
-def paired_crop(
-    lr: np.ndarray, hr: np.ndarray, top: int, left: int, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Crop LR at (top, left, size) and HR at exactly the same field (×4).
-
-    Parameters
-    ----------
-    lr : ndarray, (..., h, w)
-    hr : ndarray, (..., 4h, 4w)
-    """
-    lr_crop = lr[..., top : top + size, left : left + size]
-    hr_crop = hr[
-        ...,
-        SCALE * top : SCALE * (top + size),
-        SCALE * left : SCALE * (left + size),
-    ]
-    return lr_crop, hr_crop
-
-
-def augment(
-    arrays: tuple[np.ndarray, ...], rng: np.random.Generator
-) -> tuple[np.ndarray, ...]:
-    """Apply one random h-flip, v-flip and transpose to every array (..., h, w)."""
-    flip_x, flip_y, transpose = rng.random(3) < 0.5
-    out = []
-    for frames in arrays:
-        if flip_x:
-            frames = frames[..., ::-1]
-        if flip_y:
-            frames = frames[..., ::-1, :]
-        if transpose:
-            frames = np.swapaxes(frames, -1, -2)
-        out.append(np.ascontiguousarray(frames))
-    return tuple(out)
 
 
 def make_window(index: int, sampling: WindowSampling) -> TrainingWindow:

@@ -1,31 +1,14 @@
-"""Charbonnier loss, as the authors trained EDVR-STF (spec §8)."""
+"""Training losses: Charbonnier (from fusion.losses) and the attention term."""
 
 from __future__ import annotations
 
 import torch
 
+from xfusion_bluesky.fusion.losses import charbonnier_loss
 
-def charbonnier_loss(
-    fused: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-12
-) -> torch.Tensor:
-    """Return ``Σ sqrt((fused − target)² + eps)``, summed over every pixel.
-
-    A smooth L1: robust to the outliers that noisy LR frames produce while still
-    differentiable at zero. The authors sum rather than average (their yml's
-    ``reduction: sum``); with Adam the scale only shifts the effective epsilon.
-
-    Parameters
-    ----------
-    fused, target : Tensor
-        Same shape, e.g. (b, 1, H, W).
-    eps : float
-        Squared smoothing width.
-    """
-    if fused.shape != target.shape:
-        raise ValueError(
-            f"fused {tuple(fused.shape)} and target {tuple(target.shape)} differ"
-        )
-    return torch.sqrt((fused - target) ** 2 + eps).sum()
+# charbonnier_loss lives in fusion.losses (per-run adaptation uses it too); it is
+# re-exported here for the training code and its callers.
+__all__ = ["attention_loss", "charbonnier_loss", "hr_share"]
 
 
 def hr_share(hr: torch.Tensor, target: torch.Tensor, *, pool: int = 4) -> torch.Tensor:
