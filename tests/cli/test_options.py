@@ -61,7 +61,7 @@ def test_method_choices_come_from_the_registry():
     assert tuple(_options(verbs["evaluate"])["--methods"].choices) == METHOD_NAMES
     train = _options(verbs["train"])["--method"]
     trainable = tuple(name for name, spec in METHODS.items() if spec.trainable)
-    assert tuple(train.choices) == trainable == ("edvr_stf", "edvr")
+    assert tuple(train.choices) == trainable == ("edvr_stf", "edvr", "edvr_stf_detail")
     assert train.default == "edvr_stf"
     assert train.metavar == "METHOD"
 

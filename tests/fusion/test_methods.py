@@ -6,6 +6,7 @@ import torch
 
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.fusion import METHOD_NAMES, METHODS, MethodSpec, fuse, method_spec
+from xfusion_bluesky.fusion.methods import DEFAULT_METHOD
 from xfusion_bluesky.fusion.model import EDVR, EDVRSTF, default_model_path
 from xfusion_bluesky.fusion.protocols import Fuser
 
@@ -34,7 +35,13 @@ def frames():
 
 
 def test_every_method_has_a_spec_in_registry_order():
-    assert METHOD_NAMES == ("edvr_stf", "edvr", "bicubic", "bayesian")
+    assert METHOD_NAMES == (
+        "edvr_stf",
+        "edvr",
+        "bicubic",
+        "bayesian",
+        "edvr_stf_detail",
+    )
     assert list(METHODS) == list(METHOD_NAMES)
     for name, spec in METHODS.items():
         assert isinstance(spec, MethodSpec)
@@ -46,6 +53,7 @@ def test_every_method_has_a_spec_in_registry_order():
         "EDVR",
         "bicubic",
         "Bayesian",
+        "EDVR-STF + HR detail",
     ]
     assert (METHODS["edvr_stf"].network, METHODS["edvr"].network) == (EDVRSTF, EDVR)
 
@@ -83,11 +91,20 @@ def test_uses_hr_says_whether_the_hr_frames_change_the_result(name, frames):
     spec, (lr, hr, hr_index) = method_spec(name), frames
     model = _model(spec)
     base = fuse(lr, hr, hr_index, name, model=model, normalize=False)
-    other = fuse(lr, hr[::-1].copy(), hr_index, name, model=model, normalize=False)
+    other = fuse(
+        lr,
+        hr[::-1].copy(),
+        hr_index,
+        name,
+        model=model,
+        normalize=False,
+    )
     between = slice(1, 6)  # instants without an HR frame of their own
     changed = not np.array_equal(base.frames[between], other.frames[between])
     assert changed == spec.uses_hr
-    assert np.isfinite(base.backward_attention).all() == (spec.network is EDVRSTF)
+    assert np.isfinite(base.backward_attention).all() == (
+        spec.network is not None and issubclass(spec.network, EDVRSTF)
+    )
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)
@@ -97,3 +114,11 @@ def test_uses_lr_separation_says_whether_s_changes_the_result(name, frames):
     one = fuse(*frames, name, model=model, normalize=False, lr_separation=1)
     two = fuse(*frames, name, model=model, normalize=False, lr_separation=2)
     assert (not np.array_equal(one.frames, two.frames)) == spec.uses_lr_separation
+
+
+def test_scans_request_the_method_fuse_uses_by_default():
+    from xfusion_bluesky.plans.dual_camera import FUSION_METHOD
+
+    assert FUSION_METHOD == DEFAULT_METHOD == "edvr_stf_detail"
+    assert METHODS[DEFAULT_METHOD].uses_hr
+    assert METHODS[DEFAULT_METHOD].trainable

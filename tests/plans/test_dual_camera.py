@@ -39,7 +39,7 @@ def test_start_document_holds_what_fusion_needs(RE, tiled, sim_devices):
     assert start["registration"]["flip_x"] is False
     assert start["fusion"] == {
         "requested": True,
-        "method": "edvr_stf",
+        "method": "edvr_stf_detail",
         "lr_separation": 1,
     }
     assert start["sim"]["scene_family"] == "fast_front"

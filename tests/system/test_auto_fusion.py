@@ -162,7 +162,7 @@ def test_killed_worker_restarts_and_fuses_the_run_exactly_once(RE, tiled, sim_de
     (fused,) = find_derived(tiled.raw, uid)
     assert fused.status == "success", fused.reason
     assert fused.uid != abandoned.uid
-    assert fused.metadata["fusion"]["method"] == "edvr_stf"
+    assert fused.metadata["fusion"]["method"] == "edvr_stf_detail"
     assert fused.frames.shape[0] == 128
     assert np.all(np.isfinite(fused.backward_attention))
     assert_same_as_direct(fused, tiled.raw, uid, "edvr_stf", frames=12)

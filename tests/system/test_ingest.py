@@ -233,10 +233,10 @@ def test_a_cine_hs_and_a_tiff_uhs_are_ingested_and_fused(tiled, folder):
         primary["hs_frame_times_s"].read()[0], [2e-6, 6e-6, 10e-6], atol=1e-9
     )
 
-    # The method the run requested (edvr_stf): the HS frames lift the fused
+    # The method the run requested (edvr_stf_detail): the HS frames lift the fused
     # frames well above the UHS alone, which needs the registration right.
     fused, scores = check_fused(tiled, uid, truth, method=None, hs_at=[4, 12, 20])
-    assert fused.method == "edvr_stf"
+    assert fused.method == "edvr_stf_detail"
     _, baseline = check_fused(tiled, uid, truth, method="bicubic", hs_at=[4, 12, 20])
     assert scores[[4, 12, 20]].mean() > baseline[[4, 12, 20]].mean() + 3.0, (
         scores,

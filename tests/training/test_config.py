@@ -16,7 +16,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def test_only_methods_with_a_network_are_trained(tiny_model):
-    assert TRAINABLE == ("edvr_stf", "edvr")
+    assert TRAINABLE == ("edvr_stf", "edvr", "edvr_stf_detail")
     with pytest.raises(InvalidInputError, match="choose one of edvr_stf, edvr"):
         build_model(TrainConfig(method="bicubic", model=tiny_model))
     with pytest.raises(InvalidInputError, match="unknown method 'nearest'"):

@@ -20,7 +20,8 @@ __all__ = ["DEFAULT_METHOD", "pick_fused", "report_choice", "requested_method"]
 
 logger = logging.getLogger("xfusion_bluesky.catalog.queries")
 
-#: The method a raw run gets when its start document names none (the plan's).
+#: The method a raw run gets when its start document names none: such runs were
+#: recorded before the plans named one, when every run was fused with EDVR-STF.
 DEFAULT_METHOD = "edvr_stf"
 
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from xfusion_bluesky.catalog.choice import DEFAULT_METHOD
 from xfusion_bluesky.cli.options import (
     add_device_argument,
     add_method_argument,
@@ -83,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """Scan, wait for the automatic fusion, score, draw; print the paths and uids."""
     from xfusion_bluesky.beamline import run_demo_scan, setup
     from xfusion_bluesky.devices.presets import ROI_PRESETS
+    from xfusion_bluesky.plans.dual_camera import FUSION_METHOD
 
     if args.quick and args.method not in (None, "bicubic"):
         raise InvalidInputError(
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.method}"
         )
     out = Path(args.out)
-    method = "bicubic" if args.quick else args.method or DEFAULT_METHOD
+    method = "bicubic" if args.quick else args.method or FUSION_METHOD
     device = resolve_device(args.device)
     print(_sizes(ROI_PRESETS[DEMO_ROI]))
     tick = time.perf_counter()

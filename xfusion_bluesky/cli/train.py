@@ -146,6 +146,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the share of its content that matches the reference instant (EDVR-STF "
         "only; default 0: the paper's Charbonnier loss alone)",
     )
+    parser.add_argument(
+        "--hr-at-reference",
+        type=float,
+        default=0.05,
+        metavar="P",
+        help="share of windows whose HR frame before is taken at the reference "
+        "instant itself (default 0.05)",
+    )
+    parser.add_argument(
+        "--max-hr-separation",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="largest distance, in LR frames, of an HR frame from the reference "
+        "(default 20)",
+    )
+    parser.add_argument(
+        "--head-only",
+        action="store_true",
+        help="edvr_stf_detail only: train its HR-detail head, the EDVR-STF backbone "
+        "(from --init) frozen",
+    )
     parser.set_defaults(func=run)
 
 
@@ -153,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, then print where the weights are."""
     import torch
 
+    from xfusion_bluesky.fusion.model.detail import DETAIL_CONFIG
     from xfusion_bluesky.fusion.model.edvr_stf import EDVRSTF, SMALL_CONFIG
     from xfusion_bluesky.synthetic.scene import XRAY_FAMILIES
     from xfusion_bluesky.training.trainer import Stage, TrainConfig, train
@@ -165,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
         if args.preset == "small"
         else {k: v for k, v in EDVRSTF().config.items() if k not in ("num_frame_hi",)}
     )
+    if args.method == "edvr_stf_detail":
+        model |= DETAIL_CONFIG  # the HR-detail head's size, beside the backbone's
     stages = (
         Stage("pretrain", ("natural",), pre, args.learning_rate),
         Stage("finetune", XRAY_FAMILIES, fine, args.learning_rate),
@@ -183,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
         gate_from=args.gate_from,
         gate_init_scale=args.gate_init_scale,
         attention_loss_weight=args.attention_loss,
+        p_hr_at_reference=args.hr_at_reference,
+        max_hr_separation=args.max_hr_separation,
+        train_head_only=args.head_only,
     )
     path = train(config, args.out, device=resolve_device(args.device))
     print(f"weights: {path}")

@@ -73,6 +73,12 @@ def export_model(
         "architecture": type(model).__name__,
         "config": model.config,
         "parameters": sum(p.numel() for p in model.parameters()),
+        # A head-only run (edvr_stf_detail) trained only the HR detail head.
+        "trained_parameters": sum(
+            p.numel()
+            for name, p in model.named_parameters()
+            if not training.get("train_head_only") or name.startswith("detail.")
+        ),
         "sha256": model_id,
         "file_bytes": dest_path.stat().st_size,
         "training": {

@@ -18,7 +18,7 @@ import torch
 
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.fusion.methods import METHODS, method_spec
-from xfusion_bluesky.fusion.model import EDVR
+from xfusion_bluesky.fusion.model import EDVR, EDVRSTF, EDVRSTFDetail, load_model
 from xfusion_bluesky.fusion.model.edvr_stf import SMALL_CONFIG
 from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.synthetic.scene import XRAY_FAMILIES
@@ -89,6 +89,14 @@ class TrainConfig:
     attention_loss_weight : float
         Weight of :func:`~xfusion_bluesky.training.losses.attention_loss` beside
         the Charbonnier loss (methods with HR frames only; 0: the paper's loss).
+    p_hr_at_reference : float
+        Share of training windows whose HR frame "before" is at the reference
+        instant itself (:class:`~xfusion_bluesky.training.dataset.WindowSampling`;
+        0.05 unless set, as every earlier run).
+    train_head_only : bool
+        ``edvr_stf_detail`` only: train the HR detail head alone, the EDVR-STF
+        backbone frozen (from ``init_from``), so no gradient flows through the
+        deformable convolutions.
     """
 
     method: str = "edvr_stf"
@@ -113,6 +121,8 @@ class TrainConfig:
     gate_from: str | None = None
     gate_init_scale: float = 1.0
     attention_loss_weight: float = 0.0
+    p_hr_at_reference: float = _SAMPLING.p_hr_at_reference
+    train_head_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain JSON-able data."""
@@ -153,6 +163,7 @@ class TrainConfig:
             p_far_hr=self.p_far_hr,
             far_hr_separation=self.far_hr_separation,
             p_hr_decoy=self.p_hr_decoy,
+            p_hr_at_reference=self.p_hr_at_reference,
             seed=seed,
         )
 
@@ -190,6 +201,16 @@ def _check_options(config: TrainConfig) -> None:
         raise InvalidInputError(
             f"attention_loss_weight must be >= 0; got {config.attention_loss_weight}"
         )
+    if config.train_head_only and config.method != "edvr_stf_detail":
+        raise InvalidInputError(
+            "train_head_only trains the HR detail head of method 'edvr_stf_detail'; "
+            f"method {config.method!r} has none"
+        )
+    if config.train_head_only and not config.init_from:
+        raise InvalidInputError(
+            "train_head_only freezes the EDVR-STF backbone: give init_from (e.g. "
+            "models/edvr_stf_small.pth), or a random backbone stays random"
+        )
     config.sampling((), config.seed)  # checks the sampling options by name
 
 
@@ -209,7 +230,9 @@ def build_model(config: TrainConfig) -> EDVR:
     with torch.random.fork_rng():  # same initial weights whatever ran before
         torch.manual_seed(config.seed)
         model = network_class(**config.model)
-    if config.init_from:
+    if config.init_from and isinstance(model, EDVRSTFDetail):
+        _init_detail(model, config.init_from)
+    elif config.init_from:
         start = _load(config.method, config.init_from, "init_from")
         if start.config != model.config:
             raise InvalidInputError(
@@ -236,4 +259,30 @@ def build_model(config: TrainConfig) -> EDVR:
                 conv.weight.mul_(config.gate_init_scale)
                 if conv.bias is not None:
                     conv.bias.mul_(config.gate_init_scale)
+    if config.train_head_only and isinstance(model, EDVRSTFDetail):
+        model.freeze_backbone()
     return model
+
+
+def _init_detail(model: EDVRSTFDetail, path: str) -> None:
+    """Start ``model`` from an EDVR-STF + HR detail file, or its backbone from EDVR-STF.
+
+    An EDVR-STF file leaves the head as built: zero output, so training starts
+    from exactly that EDVR-STF.
+    """
+    start = load_model(path)
+    backbone = {
+        k: v
+        for k, v in model.config.items()
+        if k not in ("detail_feat", "detail_blocks")
+    }
+    if type(start) is EDVRSTFDetail and start.config == model.config:
+        model.load_state_dict(start.state_dict())
+    elif type(start) is EDVRSTF and start.config == backbone:
+        model.load_backbone(start.state_dict())
+    else:
+        raise InvalidInputError(
+            f"init_from={path} holds {type(start).__name__}({start.config}); "
+            f"method 'edvr_stf_detail' starts from EDVRSTF({backbone}) or "
+            f"EDVRSTFDetail({model.config})"
+        )

@@ -120,9 +120,9 @@ def _stage_at(config: TrainConfig, iteration: int) -> tuple[int, int]:
 def _optimiser(
     model: EDVR, stage: Stage, eta_min: float
 ) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.CosineAnnealingLR]:
-    optimiser = torch.optim.Adam(
-        model.parameters(), lr=stage.learning_rate, betas=(0.9, 0.99)
-    )
+    # Frozen weights (a head-only run) get no optimiser state.
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(trained, lr=stage.learning_rate, betas=(0.9, 0.99))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=stage.iterations, eta_min=eta_min
     )

@@ -1,6 +1,7 @@
 """EDVR-STF and the LR-only EDVR baseline, key for key with the authors' checkpoints."""
 
 from xfusion_bluesky.fusion.model.checkpoint import load_model, model_id, save_model
+from xfusion_bluesky.fusion.model.detail import EDVRSTFDetail, edvr_stf_detail_small
 from xfusion_bluesky.fusion.model.edvr_stf import (
     EDVR,
     EDVRSTF,
@@ -21,11 +22,13 @@ __all__ = [
     "EDVR",
     "EDVRSTF",
     "SCALE",
+    "EDVRSTFDetail",
     "FusionOutput",
     "LoadedModel",
     "clear_cache",
     "default_model_path",
     "edvr_small",
+    "edvr_stf_detail_small",
     "edvr_stf_paper",
     "edvr_stf_small",
     "load_model",

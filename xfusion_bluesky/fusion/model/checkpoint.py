@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from xfusion_bluesky.errors import CheckpointMismatchError
+from xfusion_bluesky.fusion.model.detail import EDVRSTFDetail
 from xfusion_bluesky.fusion.model.edvr_stf import EDVR, EDVRSTF
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 
 _BLOCK_KEY = re.compile(r"^(feature_extraction|reconstruction)\.(\d+)\.conv1\.weight$")
+_DETAIL_BODY_KEY = re.compile(r"^detail\.body\.(\d+)\.weight$")
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -76,6 +78,15 @@ def infer_config(
         "num_extract_block": blocks["feature_extraction"],
         "num_reconstruct_block": blocks["reconstruction"],
     }
+    if "detail.conv_in.weight" in state:
+        # EDVR-STF + HR detail (ours, beyond the paper): the head's size too.
+        bodies = [m.group(1) for k in state if (m := _DETAIL_BODY_KEY.match(k))]
+        return EDVRSTFDetail, config | {
+            "num_frame": total_frames - 2,
+            "num_frame_hi": 2,
+            "detail_feat": int(state["detail.conv_in.weight"].shape[0]),
+            "detail_blocks": len(bodies),
+        }
     if "conv_first_hi.weight" in state:
         # The authors' inference class counts all 5 frames as num_frame with
         # num_frame_hi=0; the weights are the same, so we read them as 3 LR + 2 HR.
