@@ -77,8 +77,10 @@ class Condition:
 CONDITIONS = tuple(Condition(n, p) for n in NOISE_DB for p in HR_SEPARATIONS)
 
 
-def synthetic_sequences(size: Size) -> list[Sequence]:
-    """Render one held-out sequence per (x-ray family, seed)."""
+def synthetic_sequences(
+    size: Size, families: tuple[str, ...] = XRAY_FAMILIES
+) -> list[Sequence]:
+    """Render one held-out sequence per (scene family, seed); x-ray families default."""
     return [
         Sequence(
             f"{family}/{seed}",
@@ -92,7 +94,7 @@ def synthetic_sequences(size: Size) -> list[Sequence]:
             seed,
             {"family": family, "seed": seed, "scene_version": SCENE_VERSION},
         )
-        for family in XRAY_FAMILIES
+        for family in families
         for seed in size.seeds
     ]
 

@@ -39,3 +39,16 @@ def test_roi_and_where_the_hdf5_files_go_beside_a_data_dir(tmp_path):
     )
     assert explicit.roi == "demo"  # setup() checks the name against its presets
     assert explicit.hdf5_dir_for(tmp_path / "other") == tmp_path / "share"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", None), ("off", None), ("on", {}), (" 120 ", {"iterations": 120})],
+)
+def test_adaptation_setting_becomes_the_workers_adapt_option(value, expected):
+    assert Settings.from_env({"XFUSION_ADAPT": value}).fusion_adapt == expected
+
+
+def test_an_unreadable_adaptation_setting_is_refused():
+    with pytest.raises(ValueError, match="XFUSION_ADAPT must be off, on or a number"):
+        Settings.from_env({"XFUSION_ADAPT": "fast"})

@@ -354,7 +354,8 @@ def setup(
     _close_at_exit(beamline)
     if fusion in ("process", "thread"):
         try:
-            beamline.start_fusion(fusion)
+            adapt = {} if env.fusion_adapt is None else {"adapt": env.fusion_adapt}
+            beamline.start_fusion(fusion, **adapt)
         except Exception:
             beamline.close()
             raise

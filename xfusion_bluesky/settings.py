@@ -21,6 +21,10 @@
                            one): the HS ROI shrinks to 3/4 of the UHS field and
                            gets a random scale, rotation, shift and flips, each
                            camera a trigger latency (``devices.sim.misalign``)
+``XFUSION_ADAPT``          self-supervised adaptation of the network to each
+                           burst before the profile's worker fuses it: ``off``
+                           (default), ``on`` (the default recipe) or a number
+                           of fine-tuning iterations
 ``XFUSION_VALIDATION``     folder holding the real validation radiographs
                            (``savu_i13_projections/``); not shipped: unset, the
                            evaluation skips them
@@ -78,6 +82,9 @@ class Settings:
         Seed of the misaligned simulation (``XFUSION_SIM_MISALIGN``); None: aligned.
     hdf5_dir_set : bool
         ``XFUSION_HDF5_DIR`` was given (see :meth:`hdf5_dir_for`).
+    fusion_adapt : dict or None
+        ``XFUSION_ADAPT``: None (off), ``{}`` (the default recipe) or
+        ``{"iterations": N}``; the worker's ``adapt`` option.
     """
 
     data_dir: Path
@@ -93,6 +100,7 @@ class Settings:
     roi: str = "small"
     hdf5_dir_set: bool = False
     sim_misalign: int | None = None
+    fusion_adapt: dict[str, int] | None = None
 
     def hdf5_dir_for(self, data_dir: str | Path | None) -> Path:
         """Return where the cameras write when code chose ``data_dir``.
@@ -114,7 +122,8 @@ class Settings:
         ValueError
             ``XFUSION_BEAMLINE`` is neither ``sim`` nor ``epics``, or
             ``XFUSION_FUSION`` not one of ``process``, ``thread``, ``off``, or
-            ``XFUSION_SIM_MISALIGN`` not a non-negative integer (a plain
+            ``XFUSION_SIM_MISALIGN`` not a non-negative integer, or
+            ``XFUSION_ADAPT`` not ``off``, ``on`` or a positive integer (a plain
             ValueError: settings sits beside errors, below every other layer).
         """
         env = os.environ if environ is None else environ
@@ -137,6 +146,7 @@ class Settings:
                 f"{misalign!r}"
             )
         return cls(
+            fusion_adapt=_adapt_setting(env.get("XFUSION_ADAPT") or ""),
             data_dir=data_dir,
             hdf5_dir=hdf5_dir,
             tiled_url=env.get("XFUSION_TILED_URL") or None,
@@ -155,3 +165,18 @@ class Settings:
                 else None
             ),
         )
+
+
+def _adapt_setting(text: str) -> dict[str, int] | None:
+    """Read ``XFUSION_ADAPT``: off → None, on → {}, N → {"iterations": N}."""
+    value = text.strip().lower()
+    if value in ("", "off", "0", "false", "no"):
+        return None
+    if value in ("on", "true", "yes"):
+        return {}
+    if value.isdigit():
+        return {"iterations": int(value)}
+    raise ValueError(
+        "XFUSION_ADAPT must be off, on or a number of fine-tuning iterations; got "
+        f"{text!r}"
+    )

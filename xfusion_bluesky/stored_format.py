@@ -26,8 +26,10 @@ FORMAT_KEY = "xfusion_format"
 #: The version this code writes. 2 adds the derived run's ``outcome.missing_bursts``
 #: and the orphan marker (``fusion.orphaned``); raw runs are as in 1. 3 adds the
 #: full similarity registration and the measured latency (raw and derived runs),
-#: and runs from cameras that only write files or from ingested recordings.
-FORMAT_VERSION = 3
+#: and runs from cameras that only write files or from ingested recordings. 4 adds
+#: the HR pass-through and the per-run adaptation of derived runs; raw runs are as
+#: in 3.
+FORMAT_VERSION = 4
 #: Start-document keys that link a derived run to its raw run: v1, then v0.
 DERIVED_LINK_KEYS = ("raw_uid", "derived_from")
 

@@ -120,11 +120,15 @@ class FrameScores:
         the reference instant; NaN for methods without HR attention.
     window : FusionWindow
         The reference frame's window.
+    passed_through : bool
+        The frame is the HR frame taken at the reference instant itself, not the
+        method's output (``fuse(hr_passthrough=True)``).
     """
 
     backward_attention: float
     forward_attention: float
     window: FusionWindow
+    passed_through: bool = False
 
 
 @dataclass
@@ -153,6 +157,8 @@ float64
         stood in.
     lr_clamped : ndarray, (T,) bool
         An LR neighbour was clamped at the sequence ends.
+    hr_passed_through : ndarray, (T,) bool
+        The frame is the HR frame taken at its own instant, returned as is.
     method : str
         ``"edvr_stf"``, ``"edvr"``, ``"bicubic"``, …
     model_id : str or None
@@ -172,6 +178,7 @@ float64
     hr_before_substituted: NDArray[np.bool_]
     hr_after_substituted: NDArray[np.bool_]
     lr_clamped: NDArray[np.bool_]
+    hr_passed_through: NDArray[np.bool_]
     method: str
     model_id: str | None
     params: dict[str, Any] = field(default_factory=dict)

@@ -15,7 +15,8 @@ logging.getLogger("xfusion_bluesky").setLevel(logging.INFO)
 
 # XFUSION_BEAMLINE=sim (default) or epics, XFUSION_ROI=small (default), full or demo,
 # XFUSION_SIM_MISALIGN=SEED for a misaligned simulation (RE(registration_scan()) and
-# RE(latency_scan()) then measure it);
+# RE(latency_scan()) then measure it), XFUSION_ADAPT=on to fine-tune the network on each
+# burst's own HS frames before the worker fuses it (docs/fusion.md);
 # see xfusion_bluesky.settings. bl closes itself when the session ends (exit, end of
 # input, Ctrl-C): its worker stops, and runs it had not fused yet are caught up on
 # by the next session's worker.

@@ -43,7 +43,9 @@ def test_fuse_reproduces_a_direct_model_call(model, data, tmp_path):
     path = tmp_path / "authors.pth"
     torch.save({"params": model.state_dict()}, path)
     lr, hr, hr_index = data
-    result = fuse(lr, hr, hr_index, model=path, normalize=False, lr_separation=2)
+    result = fuse(
+        lr, hr, hr_index, "edvr_stf", model=path, normalize=False, lr_separation=2
+    )
     with torch.inference_mode():
         for t, lr_pick, hr_pick in [(0, [0, 0, 2], [0, 0]), (3, [1, 3, 5], [0, 1])]:
             out = model(
@@ -62,15 +64,24 @@ def test_fuse_normalizes_inputs_and_returns_the_hr_scale(model, data):
     lr, hr, hr_index = data
     lr_counts = (lr * 4000 + 100).astype(np.uint16)
     hr_counts = hr * 2.5e4 - 30.0
-    result = fuse(lr_counts, hr_counts, hr_index, model=model)
+    result = fuse(
+        lr_counts,
+        hr_counts,
+        hr_index,
+        method="edvr_stf",
+        model=model,
+        hr_passthrough=False,
+    )
     lr_lo, lr_hi = np.percentile(lr_counts, [0.35, 99.65])
     hr_lo, hr_hi = np.percentile(hr_counts, [0.35, 99.65])
     unit = fuse(
         normalize_percentile(lr_counts, lr_lo, lr_hi),
         normalize_percentile(hr_counts, hr_lo, hr_hi),
         hr_index,
+        method="edvr_stf",
         model=model,
         normalize=False,
+        hr_passthrough=False,
     )
     np.testing.assert_allclose(
         result.frames, hr_lo + unit.frames * (hr_hi - hr_lo), rtol=1e-5, atol=1e-3
@@ -82,8 +93,8 @@ def test_fuse_normalizes_inputs_and_returns_the_hr_scale(model, data):
 
 def test_affine_change_of_inputs_changes_outputs_accordingly(model, data):
     lr, hr, hr_index = data
-    base = fuse(lr * 3.0 + 7.0, hr, hr_index, model=model)
-    scaled = fuse(lr, hr * 5.0 + 100.0, hr_index, model=model)
+    base = fuse(lr * 3.0 + 7.0, hr, hr_index, method="edvr_stf", model=model)
+    scaled = fuse(lr, hr * 5.0 + 100.0, hr_index, method="edvr_stf", model=model)
     np.testing.assert_allclose(
         scaled.frames, base.frames * 5.0 + 100.0, rtol=1e-5, atol=1e-4
     )
@@ -93,8 +104,8 @@ def test_affine_change_of_inputs_changes_outputs_accordingly(model, data):
 
 
 def test_batch_size_does_not_change_the_result(model, data):
-    one = fuse(*data, model=model, batch_size=1)
-    three = fuse(*data, model=model, batch_size=3)
+    one = fuse(*data, method="edvr_stf", model=model, batch_size=1)
+    three = fuse(*data, method="edvr_stf", model=model, batch_size=3)
     np.testing.assert_allclose(one.frames, three.frames, atol=1e-5)
     np.testing.assert_allclose(
         one.forward_attention, three.forward_attention, rtol=1e-4
@@ -102,12 +113,12 @@ def test_batch_size_does_not_change_the_result(model, data):
 
 
 def test_fuse_iter_yields_every_frame_in_order(model, data):
-    stream = fuse_iter(*data, model=model, batch_size=3)
+    stream = fuse_iter(*data, method="edvr_stf", model=model, batch_size=3)
     assert stream.params["batch_size"] == 3
     items = list(stream)
     assert [t for t, _, _ in items] == list(range(7))
     assert [s.window.ref_index for _, _, s in items] == list(range(7))
-    result = fuse(*data, model=model, batch_size=2)
+    result = fuse(*data, method="edvr_stf", model=model, batch_size=2)
     np.testing.assert_allclose(
         np.stack([f for _, f, _ in items]), result.frames, atol=1e-5
     )
@@ -116,7 +127,7 @@ def test_fuse_iter_yields_every_frame_in_order(model, data):
 
 
 def test_result_carries_windows_and_normalized_scores(model, data):
-    result = fuse(*data, model=model)
+    result = fuse(*data, method="edvr_stf", model=model)
     assert isinstance(result, FusionResult)
     assert result.method == "edvr_stf"
     assert result.hr_before.tolist() == [0, 0, 0, 0, 0, 1, 1]
@@ -135,7 +146,7 @@ def test_result_carries_windows_and_normalized_scores(model, data):
 def test_inputs_are_not_modified(model, data, normalize):
     lr, hr, hr_index = data
     copies = lr.copy(), hr.copy(), hr_index.copy()
-    fuse(lr, hr, hr_index, model=model, normalize=normalize)
+    fuse(lr, hr, hr_index, method="edvr_stf", model=model, normalize=normalize)
     for array, copy in zip((lr, hr, hr_index), copies, strict=True):
         np.testing.assert_array_equal(array, copy)
 
@@ -143,18 +154,26 @@ def test_inputs_are_not_modified(model, data, normalize):
 def test_sizes_not_multiple_of_4_are_padded_and_cropped(model, rng):
     lr = rng.random((4, 9, 14), dtype=np.float32)
     hr = rng.random((2, 36, 56), dtype=np.float32)
-    result = fuse(lr, hr, [0, 2], model=model, normalize=False)
+    result = fuse(lr, hr, [0, 2], method="edvr_stf", model=model, normalize=False)
     assert result.frames.shape == (4, 36, 56)
     assert result.params["padding"] == {"bottom": 3, "right": 2, "mode": "reflect"}
     # The same as fusing reflect-padded frames and cropping by hand.
     lr_pad = np.pad(lr, ((0, 0), (0, 3), (0, 2)), mode="reflect")
     hr_pad = np.pad(hr, ((0, 0), (0, 12), (0, 8)), mode="reflect")
-    padded = fuse(lr_pad, hr_pad, [0, 2], model=model, normalize=False)
+    padded = fuse(
+        lr_pad, hr_pad, [0, 2], method="edvr_stf", model=model, normalize=False
+    )
     np.testing.assert_allclose(result.frames, padded.frames[:, :36, :56], atol=1e-6)
 
 
 def test_tiny_frames_are_padded_too(model, rng):
-    result = fuse(rng.random((3, 2, 5)), rng.random((1, 8, 20)), [1], model=model)
+    result = fuse(
+        rng.random((3, 2, 5)),
+        rng.random((1, 8, 20)),
+        [1],
+        method="edvr_stf",
+        model=model,
+    )
     assert result.frames.shape == (3, 8, 20)
     assert np.isfinite(result.frames).all()
 
@@ -171,7 +190,7 @@ def test_model_passed_in_is_left_as_it_was(data):
     torch.manual_seed(2)
     network = edvr_stf_small(**TINY)  # in training mode
     before = {k: v.clone() for k, v in network.state_dict().items()}
-    fuse(*data, model=network, dtype=torch.float64, channels_last=True)
+    fuse(*data, "edvr_stf", model=network, dtype=torch.float64, channels_last=True)
     assert network.training
     for key, value in network.state_dict().items():
         assert value.dtype == torch.float32
@@ -179,13 +198,15 @@ def test_model_passed_in_is_left_as_it_was(data):
 
 
 def test_float64_bfloat16_and_channels_last_agree_with_float32(model, data):
-    reference = fuse(*data, model=model, normalize=False).frames
+    reference = fuse(*data, method="edvr_stf", model=model, normalize=False).frames
     for options, atol in [
         ({"dtype": torch.float64}, 1e-5),
         ({"channels_last": True}, 1e-5),
         ({"dtype": torch.bfloat16}, 0.01),
     ]:
-        frames = fuse(*data, model=model, normalize=False, **options).frames
+        frames = fuse(
+            *data, method="edvr_stf", model=model, normalize=False, **options
+        ).frames
         assert frames.dtype == np.float32
         np.testing.assert_allclose(frames, reference, atol=atol)
 
@@ -285,13 +306,13 @@ def test_model_must_fit_the_method(rng, tmp_path):
     lr, hr, hr_index = _arrays(rng)
     edvr = edvr_small(**TINY)
     with pytest.raises(TypeError, match="needs a EDVRSTF model; got EDVR"):
-        fuse(lr, hr, hr_index, model=edvr)
+        fuse(lr, hr, hr_index, "edvr_stf", model=edvr)
     with pytest.raises(TypeError, match="model must be a checkpoint path"):
-        fuse(lr, hr, hr_index, model=3)
+        fuse(lr, hr, hr_index, "edvr_stf", model=3)
     path = tmp_path / "edvr.pth"
     torch.save({"params": edvr.state_dict()}, path)
     with pytest.raises(InvalidInputError, match=r"holds a EDVR.*method=.edvr."):
-        fuse(lr, hr, hr_index, model=path)
+        fuse(lr, hr, hr_index, "edvr_stf", model=path)
 
 
 def test_missing_default_weights_name_the_file_and_how_to_make_them(
@@ -303,7 +324,7 @@ def test_missing_default_weights_name_the_file_and_how_to_make_them(
     with pytest.raises(
         FileNotFoundError, match=r"edvr_stf_small\.pth.*xfusion-bluesky train"
     ):
-        fuse(*_arrays(rng))
+        fuse(*_arrays(rng), method="edvr_stf")
 
 
 def test_unavailable_cuda_is_a_clear_error(rng):
@@ -315,9 +336,14 @@ def test_unavailable_cuda_is_a_clear_error(rng):
 
 @pytest.mark.gpu
 def test_cuda_bfloat16_channels_last_matches_cpu(model, data):
-    reference = fuse(*data, model=model).frames
+    reference = fuse(*data, method="edvr_stf", model=model).frames
     frames = fuse(
-        *data, model=model, device="cuda", dtype=torch.bfloat16, channels_last=True
+        *data,
+        method="edvr_stf",
+        model=model,
+        device="cuda",
+        dtype=torch.bfloat16,
+        channels_last=True,
     ).frames
     assert frames.dtype == np.float32
     np.testing.assert_allclose(frames, reference, atol=0.1 * np.ptp(reference))
@@ -402,7 +428,9 @@ def _ramp(n=24):
 def test_out_of_memory_halves_the_batch_and_fuses_each_frame_once(monkeypatch, caplog):
     thrifty = _ThriftyFuser()
     _register(monkeypatch, thrifty)
-    stream = fuse_iter(*_ramp(), method="thrifty", batch_size=8, normalize=False)
+    stream = fuse_iter(
+        *_ramp(), method="thrifty", batch_size=8, normalize=False, hr_passthrough=False
+    )
     with caplog.at_level(logging.WARNING, logger="xfusion_bluesky.fusion.stream"):
         items = list(stream)
     assert thrifty.sizes[:4] == [8, 8, 4, 2]  # 0-7 fit, 8-15 fail twice
@@ -418,9 +446,39 @@ def test_out_of_memory_halves_the_batch_and_fuses_each_frame_once(monkeypatch, c
 def test_out_of_memory_with_one_window_is_raised(monkeypatch, error):
     thrifty = _ThriftyFuser(error, limit=0)
     _register(monkeypatch, thrifty)
-    stream = fuse_iter(*_ramp(), method="thrifty", batch_size=8, normalize=False)
+    stream = fuse_iter(
+        *_ramp(), method="thrifty", batch_size=8, normalize=False, hr_passthrough=False
+    )
     frames = []
     with pytest.raises(error, match="simulated"):
         frames.extend(t for t, _, _ in stream)
     assert frames == list(range(8))
     assert thrifty.sizes == [8, 8, 4, 2, 1]
+
+
+@pytest.mark.parametrize("method", ["edvr_stf", "bicubic", "bayesian"])
+def test_a_frame_with_its_own_hr_frame_is_that_hr_frame(method, model, rng):
+    lr = rng.random((6, 8, 8)) * 900 + 50
+    hr = np.rint(rng.random((2, 32, 32)) * 4000).astype(np.uint16)
+    kwargs = {"model": model} if method == "edvr_stf" else {}
+    result = fuse(lr, hr, [1, 4], method=method, **kwargs)
+    assert result.hr_passed_through.tolist() == [0, 1, 0, 0, 1, 0]
+    assert result.params["hr_passthrough"] is True
+    # Exactly the input, in its own scale: not clipped at the percentiles.
+    np.testing.assert_array_equal(result.frames[[1, 4]], hr.astype(np.float32))
+    kept = fuse(lr, hr, [1, 4], method=method, hr_passthrough=False, **kwargs)
+    assert not kept.hr_passed_through.any()
+    assert not np.array_equal(kept.frames[4], result.frames[4])
+    # Frames without an HR frame of their own, and every score, do not change.
+    others = [0, 2, 3, 5]
+    np.testing.assert_array_equal(result.frames[others], kept.frames[others])
+    np.testing.assert_array_equal(result.backward_attention, kept.backward_attention)
+
+
+def test_the_stream_says_which_frames_it_passed_through(model, rng):
+    lr, hr = rng.random((5, 8, 8)), rng.random((2, 32, 32))
+    flags = {
+        t: s.passed_through
+        for t, _, s in fuse_iter(lr, hr, [0, 3], method="edvr_stf", model=model)
+    }
+    assert flags == {0: True, 1: False, 2: False, 3: True, 4: False}

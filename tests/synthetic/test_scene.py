@@ -4,6 +4,7 @@ import pytest
 from xfusion_bluesky.synthetic.scene import (
     DEFAULT_FAMILY,
     FAMILY_SPECS,
+    HELD_OUT_FAMILIES,
     SCENE_FAMILIES,
     XRAY_FAMILIES,
     beam_profile,
@@ -22,8 +23,10 @@ def test_public_constants_describe_every_family():
         "friction_stir",
         "fast_front",
         "natural",
+        "foam",
     }
-    assert set(XRAY_FAMILIES) == set(SCENE_FAMILIES) - {"natural"}
+    assert HELD_OUT_FAMILIES == ("foam",)
+    assert set(XRAY_FAMILIES) == set(SCENE_FAMILIES) - {"natural", *HELD_OUT_FAMILIES}
     assert DEFAULT_FAMILY == "additive_manufacturing"
     assert isinstance(scene_version, str)
     assert scene_version

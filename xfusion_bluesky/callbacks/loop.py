@@ -110,6 +110,9 @@ class WorkerConfig:
     connect_wait_s : float
         How long a worker that finds Tiled unreachable (a restart, an outage)
         keeps trying to connect before it gives up; 0: not at all.
+    adapt : dict or None
+        ``AdaptSettings`` fields: adapt the network to each burst before fusing
+        it (``{}``: the default recipe); None: no adaptation.
     """
 
     tiled_uri: str
@@ -127,6 +130,7 @@ class WorkerConfig:
     backup_dir: str | None = None
     orphan_after_s: float | None = ORPHAN_AFTER_S
     connect_wait_s: float = CONNECT_WAIT_S
+    adapt: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -363,6 +367,7 @@ class _Loop:
 
     def fuse(self, uid: str, *, trigger: str, job: int | None = None) -> FusionOutcome:
         """Fuse raw run ``uid`` (unless skipped); emit and return the outcome."""
+        from xfusion_bluesky.fusion.adaptation import AdaptSettings
         from xfusion_bluesky.pipeline import fuse_run
 
         tick = time.perf_counter()
@@ -384,6 +389,11 @@ class _Loop:
                     model=self.config.model,
                     device=self.config.device,
                     batch_size=self.config.batch_size,
+                    adapt=(
+                        None
+                        if self.config.adapt is None
+                        else AdaptSettings.from_dict(self.config.adapt)
+                    ),
                 )
                 derived, status, reason = fused.uid, fused.status, fused.reason
                 frames = fused.outcome.get("frames_written")

@@ -104,6 +104,9 @@ class FusionWorker:
     connect_wait_s : float
         How long the loop waits for a Tiled that does not answer (it stays
         ``starting``) before it gives up; 0: it gives up at once.
+    adapt : dict or None
+        Adapt the network to each burst before fusing it: ``AdaptSettings``
+        fields (``{}``: the default recipe); None (default): no adaptation.
 
     Notes
     -----
@@ -137,6 +140,7 @@ class FusionWorker:
         backup_dir: str | os.PathLike[str] | None = None,
         orphan_after_s: float | None = ORPHAN_AFTER_S,
         connect_wait_s: float = CONNECT_WAIT_S,
+        adapt: dict[str, Any] | None = None,
     ) -> None:
         if mode not in MODES:
             raise InvalidInputError(f"mode must be one of {MODES}; got {mode!r}")
@@ -171,6 +175,7 @@ class FusionWorker:
             "orphan_after_s": orphan_after_s,
             "connect_wait_s": float(connect_wait_s),
             "torch_threads": torch_threads,
+            "adapt": None if adapt is None else dict(adapt),
         }
         self.config: WorkerConfig | None = None
         self.error: str | None = None

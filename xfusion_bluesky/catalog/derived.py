@@ -83,6 +83,8 @@ class DerivedFrame:
         HS frame numbers (in the raw burst) used as the HR frames before / after.
     hr_at_reference : bool
         The HS frame before was taken at the reference instant itself.
+    hr_passed_through : bool
+        The fused frame is that HS frame itself (``fuse(hr_passthrough=True)``).
     """
 
     burst: int
@@ -94,6 +96,7 @@ class DerivedFrame:
     hs_before: int
     hs_after: int
     hr_at_reference: bool
+    hr_passed_through: bool = False
 
 
 def fusion_key(
@@ -252,6 +255,7 @@ class DerivedRunWriter:
                 "hs_before": integer,
                 "hs_after": integer,
                 "hr_at_reference": {**integer, "dtype": "boolean"},
+                "hr_passed_through": {**integer, "dtype": "boolean"},
             },
         )
         self._writer("descriptor", self._frames.descriptor_doc)
@@ -280,6 +284,7 @@ class DerivedRunWriter:
             "hs_before": int(record.hs_before),
             "hs_after": int(record.hs_after),
             "hr_at_reference": bool(record.hr_at_reference),
+            "hr_passed_through": bool(record.hr_passed_through),
         }
         now = time.time()
         self._writer(

@@ -60,6 +60,7 @@ _FRAME_KEYS = {
     "hs_before": "hr_before",
     "hs_after": "hr_after",
     "hr_at_reference": "hr_at_reference",
+    "hr_passed_through": "hr_passed_through",
 }
 _NORMALIZED_KEYS = ("normalized_backward_attention", "normalized_forward_attention")
 
@@ -261,6 +262,25 @@ class FusedRun:
     def hr_at_reference(self) -> NDArray[np.bool_]:
         """The HS frame before was taken at the frame's own instant, (T,)."""
         return self._score("hr_at_reference").astype(bool)
+
+    @property
+    def hr_passed_through(self) -> NDArray[np.bool_]:
+        """The fused frame is the HS frame of its own instant, (T,).
+
+        All False for runs stored before version 4, which never did it.
+        """
+        stored = self._score("hr_passed_through")
+        if stored.size == 0:
+            return np.zeros(self.hr_at_reference.shape, dtype=bool)
+        return stored.astype(bool)
+
+    @property
+    def adaptations(self) -> list[dict[str, Any] | None]:
+        """Each fused burst's adaptation record (held-out gain, weights' sha256).
+
+        None for a burst fused without adaptation; see ``fuse(adapt=...)``.
+        """
+        return [b.get("adaptation") for b in self.outcome.get("bursts") or []]
 
     @property
     def burst(self) -> NDArray[np.int64]:

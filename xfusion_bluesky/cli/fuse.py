@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from xfusion_bluesky.cli.options import (
+    adapt_options,
+    add_adapt_arguments,
     add_batch_size_argument,
     add_device_argument,
     add_method_argument,
@@ -38,6 +40,7 @@ examples:
   xfusion-bluesky fuse 1a2b3c4d --method bicubic   # a baseline beside it
   xfusion-bluesky fuse 1a2b3c4d --force --model runs/mine/final.pth --device cuda
   xfusion-bluesky fuse 1a2b3c4d --wait 600         # the scan is still running
+  xfusion-bluesky fuse 1a2b3c4d --force --adapt    # fine-tuned on the run's HS frames
 
 UID is the raw run's uid (a unique prefix works), as printed by the scan or
 listed in the server's `raw` container. The exit status is 0 when the derived
@@ -87,6 +90,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="wait up to S seconds for a run still being recorded to end "
         "(default 0: refuse it, writing nothing)",
     )
+    parser.add_argument(
+        "--no-hr-passthrough",
+        action="store_true",
+        help="keep the network's output at UHS frames that have an HS frame of "
+        "their own instant (default: that HS frame itself)",
+    )
+    add_adapt_arguments(parser)
     add_device_argument(parser)
     add_batch_size_argument(parser)
     add_tiled_arguments(parser)
@@ -97,9 +107,11 @@ def run(args: argparse.Namespace) -> int:
     """Fuse the run, print where the result is; 1 if the fusion failed."""
     from xfusion_bluesky.catalog.lookup import check_raw_uid
     from xfusion_bluesky.errors import RunNotFinishedError
+    from xfusion_bluesky.fusion.adaptation import AdaptSettings
     from xfusion_bluesky.pipeline import fuse_run
 
     _check_model(args)
+    adapt = adapt_options(args)
     device = resolve_device(args.device)
     catalogs, uri = open_from_args(args, create=True)
     status = "failed"
@@ -120,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 progress=True,
                 wait_s=args.wait,
+                hr_passthrough=not args.no_hr_passthrough,
+                adapt=None if adapt is None else AdaptSettings.from_dict(adapt),
             )
         except RunNotFinishedError as err:
             hint = "" if args.wait else "; pass --wait S to wait for it"

@@ -181,6 +181,41 @@ def add_batch_size_argument(parser: Any) -> None:
     )
 
 
+def add_adapt_arguments(parser: Any) -> None:
+    """Add ``--adapt``, ``--adapt-iterations N`` and ``--adapt-seconds S``."""
+    parser.add_argument(
+        "--adapt",
+        action="store_true",
+        help="fine-tune a copy of the network on each burst's own HS frames before "
+        "fusing it; kept only where it beats the shipped weights on held-out HS "
+        "frames (recorded in the derived run)",
+    )
+    parser.add_argument(
+        "--adapt-iterations",
+        type=positive_int,
+        metavar="N",
+        help="fine-tuning steps per burst (implies --adapt; default: the recipe's)",
+    )
+    parser.add_argument(
+        "--adapt-seconds",
+        type=seconds,
+        metavar="S",
+        help="time budget of the fine-tuning per burst (implies --adapt)",
+    )
+
+
+def adapt_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Return the ``AdaptSettings`` fields the adapt options ask for; None: off."""
+    if not (args.adapt or args.adapt_iterations or args.adapt_seconds):
+        return None
+    options: dict[str, Any] = {}
+    if args.adapt_iterations:
+        options["iterations"] = args.adapt_iterations
+    if args.adapt_seconds:
+        options["time_budget_s"] = args.adapt_seconds
+    return options
+
+
 def add_threads_argument(parser: Any, *, default: int | None = None) -> None:
     """Add ``--threads N``: torch's CPU threads."""
     parser.add_argument(

@@ -18,6 +18,8 @@ from types import FrameType
 from typing import Any
 
 from xfusion_bluesky.cli.options import (
+    adapt_options,
+    add_adapt_arguments,
     add_batch_size_argument,
     add_device_argument,
     add_method_argument,
@@ -84,6 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_argument(parser)
     add_device_argument(parser)
     add_batch_size_argument(parser)
+    add_adapt_arguments(parser)
     add_threads_argument(parser)
     parser.add_argument(
         "--catch-up-s",
@@ -152,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         torch_threads=args.threads,
         backup_dir=args.backup_dir,
         orphan_after_s=args.orphan_after_s or None,
+        adapt=adapt_options(args),
     )
     stop = threading.Event()
     _on_signals(stop)

@@ -3,6 +3,7 @@
 Imports torch; the top-level package does not, so import fusion from here.
 """
 
+from xfusion_bluesky.fusion.adaptation import AdaptationReport, AdaptSettings
 from xfusion_bluesky.fusion.engine import fuse, fuse_iter
 from xfusion_bluesky.fusion.methods import (
     METHOD_NAMES,
@@ -17,6 +18,8 @@ from xfusion_bluesky.structures import FrameScores, FusionResult, FusionWindow
 __all__ = [
     "METHODS",
     "METHOD_NAMES",
+    "AdaptSettings",
+    "AdaptationReport",
     "FrameScores",
     "FusionResult",
     "FusionStream",

@@ -15,24 +15,31 @@ from typing import Any
 
 import numpy as np
 import torch
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from xfusion_bluesky import __version__
+from xfusion_bluesky.errors import InvalidInputError
+from xfusion_bluesky.fusion.adaptation import (
+    AdaptationReport,
+    AdaptSettings,
+    adapt_network,
+)
 from xfusion_bluesky.fusion.inputs import (
     check_frame_pair,
     check_options,
     sequence_range,
 )
-from xfusion_bluesky.fusion.methods import method_spec
-from xfusion_bluesky.fusion.model.edvr_stf import SCALE
+from xfusion_bluesky.fusion.methods import DEFAULT_METHOD, method_spec
+from xfusion_bluesky.fusion.model.edvr_stf import EDVR, SCALE
+from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.fusion.normalization import PERCENTILES
-from xfusion_bluesky.fusion.stream import FusionStream, padding
+from xfusion_bluesky.fusion.stream import FusionStream, padding, to_unit
 from xfusion_bluesky.fusion.windows import (
     check_hr_index,
     normalize_attention,
     plan_windows,
 )
-from xfusion_bluesky.structures import FusionResult
+from xfusion_bluesky.structures import FusionResult, WindowPlan
 
 __all__ = ["FusionStream", "default_batch_size", "fuse", "fuse_iter"]
 
@@ -65,7 +72,7 @@ def fuse_iter(
     lr: ArrayLike,
     hr: ArrayLike,
     hr_index: ArrayLike,
-    method: str = "edvr_stf",
+    method: str = DEFAULT_METHOD,
     *,
     model: Any = None,
     lr_separation: int = 1,
@@ -75,6 +82,8 @@ def fuse_iter(
     progress: bool = False,
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    hr_passthrough: bool = True,
+    adapt: AdaptSettings | None = None,
 ) -> FusionStream:
     """Check the input and return a stream of fused frames in time order.
 
@@ -101,6 +110,11 @@ def fuse_iter(
         sequence_range(lr_arr, "lr", normalize),
         sequence_range(hr_arr, "hr", normalize),
     )
+    adaptation = None
+    if adapt is not None:
+        model, adaptation = _adapted(
+            method, model, lr_arr, hr_arr, index, ranges, adapt, plan, dev, progress
+        )
     fuser = method_spec(method).create(
         model, device=dev, dtype=dtype, channels_last=bool(channels_last)
     )
@@ -123,8 +137,11 @@ def fuse_iter(
         "dtype": str(dtype or torch.float32).removeprefix("torch."),
         "channels_last": bool(channels_last),
         "batch_size": batch,
+        "hr_passthrough": bool(hr_passthrough),
         "versions": {"xfusion_bluesky": __version__, "torch": torch.__version__},
     }
+    if adaptation is not None:
+        params["adaptation"] = adaptation.to_dict()
     logger.info(
         "fusing %d frames %dx%d -> %dx%d with %s on %s, %d HR frames, batch %d",
         t,
@@ -147,6 +164,44 @@ def fuse_iter(
         batch_size=batch,
         progress=progress,
         params=params,
+        hr_passthrough=bool(hr_passthrough),
+    )
+
+
+def _adapted(
+    method: str,
+    model: Any,
+    lr: NDArray[Any],
+    hr: NDArray[Any],
+    hr_index: NDArray[np.int64],
+    ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
+    settings: AdaptSettings,
+    plan: WindowPlan,
+    device: torch.device,
+    progress: bool,
+) -> tuple[EDVR, AdaptationReport]:
+    """Return the network to fuse with after adapting it to this sequence, and why."""
+    if not isinstance(settings, AdaptSettings):
+        raise TypeError(
+            f"adapt must be an AdaptSettings or None; got {type(settings).__name__}"
+        )
+    if not method_spec(method).trainable:
+        raise InvalidInputError(
+            f"adapt needs a network method to fine-tune; {method!r} has no weights"
+        )
+    network, _ = load_network(method, model, device=device)
+    if network is None:  # trainable methods always load one
+        raise InvalidInputError(f"method {method!r} has no network to adapt")
+    # Adapt in the space the network sees: the same [0, 1] scaling as the windows.
+    return adapt_network(
+        network,
+        to_unit(lr, ranges[0]),
+        to_unit(hr, ranges[1]),
+        hr_index,
+        settings=settings,
+        lr_separation=plan.lr_separation,
+        device=device,
+        progress=progress,
     )
 
 
@@ -154,7 +209,7 @@ def fuse(
     lr: ArrayLike,
     hr: ArrayLike,
     hr_index: ArrayLike,
-    method: str = "edvr_stf",
+    method: str = DEFAULT_METHOD,
     *,
     model: Any = None,
     lr_separation: int = 1,
@@ -164,6 +219,8 @@ def fuse(
     progress: bool = False,
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    hr_passthrough: bool = True,
+    adapt: AdaptSettings | None = None,
 ) -> FusionResult:
     """Fuse an LR sequence with the sparse HR frames into HR frames at every instant.
 
@@ -176,9 +233,11 @@ def fuse(
         HR (HS) frames, registered to the LR field of view. Never modified.
     hr_index : array_like, (K,) int
         Sorted, distinct LR frame index (0 … T − 1) at which each HR frame was taken.
-    method : {"edvr_stf", "edvr", "bicubic", "bayesian"}
+    method : {"edvr_stf_detail", "edvr_stf", "edvr", "bicubic", "bayesian"}
         Fusion method, a name in the registry
-        (:data:`~xfusion_bluesky.fusion.methods.METHODS`).
+        (:data:`~xfusion_bluesky.fusion.methods.METHODS`); default
+        :data:`~xfusion_bluesky.fusion.methods.DEFAULT_METHOD`, EDVR-STF with its
+        HR-detail head (``"edvr_stf"`` is the paper's network as published).
     model : str, path, EDVR/EDVRSTF module, BayesianSettings or None
         Weights for the network methods: a checkpoint path (or shipped model name),
         a built module (not modified), or None for the shipped default. Must be
@@ -206,6 +265,16 @@ def fuse(
         float64 copy of the model. Results are float32 either way.
     channels_last : bool
         Run the network in channels-last memory format (helps on GPUs).
+    hr_passthrough : bool
+        True (default): a reference frame with an HR frame taken at its own
+        instant is that HR frame, exactly as given (``hr_passed_through``). False:
+        the method's output there too.
+    adapt : AdaptSettings, optional
+        Fine-tune a copy of the network on this sequence's own HR frames before
+        fusing (:func:`~xfusion_bluesky.fusion.adaptation.adapt_network`); the copy
+        is used only where it beats the original on held-out HR frames.
+        ``params["adaptation"]`` records the recipe, the held-out gain and the
+        adapted weights' sha256. Network methods only.
 
     Returns
     -------
@@ -221,7 +290,7 @@ def fuse(
     InvalidInputError
         (a ValueError) wrong shapes, HR not 4× LR, bad ``hr_index``, NaN/inf,
         ``lr_separation`` outside 1 … 3 or ≥ T, unknown method, values outside
-        [0, 1] with ``normalize=False``.
+        [0, 1] with ``normalize=False``, ``adapt`` for a method without weights.
     FileNotFoundError
         ``model`` is None and the shipped weights do not exist.
     torch.OutOfMemoryError, MemoryError
@@ -237,8 +306,7 @@ def fuse(
     frame is clipped to [0, 1] in normalised space, as the paper's output path does.
     ``"bayesian"`` ignores ``lr_separation``: it takes the LR frames at the
     instants of its two HR frames and at t (a ``PairedFuser``, see
-    :mod:`~xfusion_bluesky.fusion.protocols`), and returns the HR frame itself
-    where t has one.
+    :mod:`~xfusion_bluesky.fusion.protocols`).
 
     Examples
     --------
@@ -261,16 +329,20 @@ def fuse(
         progress=progress,
         dtype=dtype,
         channels_last=channels_last,
+        hr_passthrough=hr_passthrough,
+        adapt=adapt,
     )
     plan = stream.plan
     n = plan.num_frames
     frames = np.empty((n, *stream.frame_shape), dtype=np.float32)
     backward = np.full(n, np.nan)
     forward = np.full(n, np.nan)
+    passed_through = np.zeros(n, dtype=bool)
     for t, frame, scores in stream:
         frames[t] = frame
         backward[t] = scores.backward_attention
         forward[t] = scores.forward_attention
+        passed_through[t] = scores.passed_through
     normalized_backward, normalized_forward = normalize_attention(
         backward, forward, plan.hr_index
     )
@@ -286,6 +358,7 @@ def fuse(
         hr_before_substituted=plan.hr_before_substituted.copy(),
         hr_after_substituted=plan.hr_after_substituted.copy(),
         lr_clamped=plan.lr_clamped.copy(),
+        hr_passed_through=passed_through,
         method=stream.method,
         model_id=stream.model_id,
         params=stream.params,

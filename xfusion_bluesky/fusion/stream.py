@@ -26,7 +26,7 @@ from xfusion_bluesky.fusion.normalization import denormalize, normalize_percenti
 from xfusion_bluesky.fusion.protocols import Fuser, PairedFuser
 from xfusion_bluesky.structures import FrameScores, WindowPlan
 
-__all__ = ["FusionStream", "padding"]
+__all__ = ["FusionStream", "padding", "to_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,11 @@ class FusionStream(Iterator[_Item]):
         Show a tqdm bar on stderr.
     params : dict
         The run's parameters; ``params["batch_size"]`` is kept up to date.
+    hr_passthrough : bool
+        Where the reference frame has an HR frame of its own instant, yield that
+        HR frame (the input, in its own intensity scale) instead of the method's
+        output. The method still runs there: its backward score at the HR
+        frame's instant is the normaliser of the attention scores.
 
     Attributes
     ----------
@@ -81,6 +86,7 @@ class FusionStream(Iterator[_Item]):
         batch_size: int,
         progress: bool,
         params: dict[str, Any],
+        hr_passthrough: bool = True,
     ) -> None:
         self.method = fuser.name
         self.model_id = fuser.model_id
@@ -92,6 +98,7 @@ class FusionStream(Iterator[_Item]):
         self._device = device
         self._batch_size = batch_size
         self._progress = progress
+        self._passthrough = plan.hr_at_reference & bool(hr_passthrough)
         self._frames = self._run()
 
     def __next__(self) -> _Item:
@@ -122,8 +129,8 @@ class FusionStream(Iterator[_Item]):
         lr = self._lr[self._lr_rows(refs).ravel()]  # (b·3, h, w), a copy
         hr_pick = np.stack([self.plan.hr_before[refs], self.plan.hr_after[refs]], 1)
         hr = self._hr[hr_pick.ravel()]  # (b·2, 4h, 4w)
-        lr = _to_unit(lr, self._lr_range)
-        hr = _to_unit(hr, self._hr_range)
+        lr = to_unit(lr, self._lr_range)
+        hr = to_unit(hr, self._hr_range)
         lr_t = torch.from_numpy(lr).to(self._device)[:, None]
         hr_t = torch.from_numpy(hr).to(self._device)[:, None]
         pad_h, pad_w, mode = padding(h, w, self._fuser.size_multiple)
@@ -149,6 +156,9 @@ class FusionStream(Iterator[_Item]):
         frames = np.ascontiguousarray(fused, dtype=np.float32)
         if self._hr_range is not None:
             frames = denormalize(frames, *self._hr_range)
+        for i, t in enumerate(refs.tolist()):
+            if self._passthrough[t]:
+                frames[i] = self._hr[self.plan.hr_before[t]]
         return frames, backward, forward
 
     def _fuse_or_halve(self, refs: NDArray[np.int64]) -> _Fused | None:
@@ -203,7 +213,10 @@ class FusionStream(Iterator[_Item]):
                 )
                 for i, t in enumerate(refs.tolist()):
                     scores = FrameScores(
-                        float(backward[i]), float(forward[i]), self.plan.window(t)
+                        float(backward[i]),
+                        float(forward[i]),
+                        self.plan.window(t),
+                        passed_through=bool(self._passthrough[t]),
                     )
                     yield t, frames[i], scores
                     bar.update(1)
@@ -231,10 +244,18 @@ def padding(height: int, width: int, multiple: int) -> tuple[int, int, str]:
     return pad_h, pad_w, mode
 
 
-def _to_unit(
+def to_unit(
     frames: NDArray[Any], bounds: tuple[float, float] | None
 ) -> NDArray[np.float32]:
-    """Return float32 frames in [0, 1]: percentile-normalised, or cast when in range."""
+    """Return float32 frames in [0, 1]: percentile-normalised, or cast when in range.
+
+    Parameters
+    ----------
+    frames : ndarray
+        LR or HR frames in their input scale.
+    bounds : (float, float) or None
+        The sequence's percentile bounds; None when the input already lies in [0, 1].
+    """
     if bounds is None:
         return frames.astype(np.float32, copy=False)
     return normalize_percentile(frames, *bounds)

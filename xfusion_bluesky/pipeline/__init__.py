@@ -44,6 +44,7 @@ from xfusion_bluesky.errors import (
     RunNotFusableError,
     XFusionError,
 )
+from xfusion_bluesky.fusion.adaptation import AdaptSettings
 from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.fusion.normalization import PERCENTILES
 from xfusion_bluesky.pipeline.burst import check_shapes, fuse_burst, lr_period_s
@@ -68,6 +69,8 @@ def fuse_run(
     progress: bool = False,
     stale_after_s: float = STALE_AFTER_S,
     wait_s: float = 0.0,
+    hr_passthrough: bool = True,
+    adapt: AdaptSettings | None = None,
 ) -> FusedRun:
     """Fuse raw run ``raw_uid`` and write the result to Tiled as a derived run.
 
@@ -99,6 +102,13 @@ def fuse_run(
     wait_s : float
         How long to wait for the stop document of a run still being recorded;
         0: do not wait.
+    hr_passthrough : bool
+        A UHS frame with an HS frame of its own instant gets that HS frame (on
+        the fused grid) instead of the network's output; False keeps the output.
+    adapt : AdaptSettings, optional
+        Fine-tune a copy of the network on each burst's own HS frames before
+        fusing it (``fuse(adapt=...)``); the recipe goes in the start document,
+        each burst's held-out gain and adapted weights' sha256 in the outcome.
 
     Returns
     -------
@@ -137,6 +147,8 @@ def fuse_run(
         "normalization": {"mode": "percentile", "percentiles": list(PERCENTILES)},
         "output": {"dtype": "uint16", "scale": "HS counts"},
         "device": device,
+        "hr_passthrough": bool(hr_passthrough),
+        "adapt": adapt.to_dict() if adapt is not None else None,
         "versions": _versions(),
         "started": time.time(),
     }
@@ -163,6 +175,8 @@ def fuse_run(
         model_info["sha256"] or model_info.get("path"),
         lr_separation=separation,
         normalize=True,
+        hr_passthrough=bool(hr_passthrough),
+        adapt=fusion["adapt"],
     )
     if not force:
         existing = existing_fusion(catalogs, fusion["key"], stale_after_s=stale_after_s)
@@ -222,6 +236,8 @@ def fuse_run(
                     device=device,
                     batch_size=batch_size,
                     progress=progress,
+                    hr_passthrough=hr_passthrough,
+                    adapt=adapt,
                 )
             )
         writer.missing_bursts.sort(key=lambda item: int(item["burst"]))

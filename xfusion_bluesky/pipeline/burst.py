@@ -16,6 +16,7 @@ from xfusion_bluesky.catalog.derived import DerivedFrame, DerivedRunWriter, to_c
 from xfusion_bluesky.catalog.reader import RawBurst, RawRun
 from xfusion_bluesky.errors import RunNotFusableError
 from xfusion_bluesky.fusion import fuse_iter, normalize_attention
+from xfusion_bluesky.fusion.adaptation import AdaptSettings
 from xfusion_bluesky.fusion.alignment import align_hr_times
 from xfusion_bluesky.fusion.field import FieldRegistration
 from xfusion_bluesky.pipeline.timing import latency_check, shifted_hr_times
@@ -45,6 +46,8 @@ def fuse_burst(
     device: str,
     batch_size: int | None,
     progress: bool,
+    hr_passthrough: bool = True,
+    adapt: AdaptSettings | None = None,
 ) -> dict[str, Any]:
     """Fuse ``burst`` into ``writer``; return what the derived run records of it."""
     k = burst.index
@@ -68,6 +71,8 @@ def fuse_burst(
         device=device,
         batch_size=batch_size,
         progress=progress,
+        hr_passthrough=hr_passthrough,
+        adapt=adapt,
     )
     try:
         for t, frame, scores in stream:
@@ -85,6 +90,7 @@ def fuse_burst(
                     hs_before=int(alignment.kept[window.hr_before]),
                     hs_after=int(alignment.kept[window.hr_after]),
                     hr_at_reference=window.hr_at_reference,
+                    hr_passed_through=scores.passed_through,
                 )
             )
     finally:
@@ -110,6 +116,7 @@ def fuse_burst(
         "hr_range": stream.params.get("hr_range"),
         "batch_size": stream.params.get("batch_size"),
         "model_id": stream.model_id,
+        **({"adaptation": stream.params["adaptation"]} if adapt is not None else {}),
         **check,
     }
 

@@ -17,7 +17,10 @@ Families (:data:`FAMILY_SPECS` lists their parameters and defaults):
   rotating tri-flat pin while the plate travels past it ("case 2" kind);
 - ``fast_front``: a shock, crack or liquid jet crossing a textured sample;
 - ``natural``: generic natural-like textures, occluding objects under affine and
-  elastic motion, no x-ray effects (for pretraining).
+  elastic motion, no x-ray effects (for pretraining);
+- ``foam``: a liquid-metal foam rising through a thin cell, its cells coarsening
+  and some films rupturing. Held out of training (:data:`HELD_OUT_FAMILIES`): a
+  check of fusion on scenes unlike anything the weights saw.
 
 Notes
 -----
@@ -69,6 +72,7 @@ from numpy.typing import ArrayLike, NDArray
 from xfusion_bluesky.synthetic.families import (
     additive_manufacturing,
     fast_front,
+    foam,
     friction_stir,
     natural,
 )
@@ -88,6 +92,7 @@ from xfusion_bluesky.synthetic.parameters import (
 __all__ = [
     "DEFAULT_FAMILY",
     "FAMILY_SPECS",
+    "HELD_OUT_FAMILIES",
     "SCENE_FAMILIES",
     "SCENE_VERSION",
     "XRAY_FAMILIES",
@@ -109,14 +114,21 @@ SCENE_VERSION = scene_version
 _MAX_ABS_TIME = 1e9  # frames; keeps float64 clocks and epoch indices exact enough
 
 # In this order: it is the order of SCENE_FAMILIES.
-_FAMILY_MODULES = (additive_manufacturing, friction_stir, fast_front, natural)
+_FAMILY_MODULES = (additive_manufacturing, friction_stir, fast_front, natural, foam)
 
 #: Every family with its parameters and defaults.
 FAMILY_SPECS: Mapping[str, SceneFamily] = MappingProxyType(
     {module.SPEC.name: module.SPEC for module in _FAMILY_MODULES}
 )
 SCENE_FAMILIES: tuple[str, ...] = tuple(FAMILY_SPECS)
-XRAY_FAMILIES: tuple[str, ...] = tuple(f for f in SCENE_FAMILIES if f != "natural")
+#: Families no training draws: held-out scenes on which fusion's generality is
+#: measured (``benchmarks/quality_grid.py``). Never add them to a training stage.
+HELD_OUT_FAMILIES: tuple[str, ...] = ("foam",)
+#: The x-ray families training fine-tunes on (``training.config``, the ``train``
+#: CLI) and ``benchmarks/quality.py`` scores: every x-ray family not held out.
+XRAY_FAMILIES: tuple[str, ...] = tuple(
+    f for f in SCENE_FAMILIES if f != "natural" and f not in HELD_OUT_FAMILIES
+)
 DEFAULT_FAMILY = "additive_manufacturing"
 
 _RENDERERS: Mapping[str, type[Scene]] = MappingProxyType(
@@ -127,6 +139,7 @@ _RENDERERS: Mapping[str, type[Scene]] = MappingProxyType(
             friction_stir.FrictionStirScene,
             fast_front.FastFrontScene,
             natural.NaturalScene,
+            foam.FoamScene,
         )
     }
 )

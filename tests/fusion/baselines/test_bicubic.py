@@ -40,7 +40,15 @@ def test_bicubic_matches_the_opencv_kernel(rng):
 def test_fuse_bicubic_equals_interpolate_of_the_reference_frame_clipped(rng):
     lr = rng.random((4, 6, 5), dtype=np.float32)  # not a multiple of 4: no padding
     hr = rng.random((1, 24, 20), dtype=np.float32)
-    result = fuse(lr, hr, [2], method="bicubic", normalize=False, lr_separation=2)
+    result = fuse(
+        lr,
+        hr,
+        [2],
+        method="bicubic",
+        normalize=False,
+        lr_separation=2,
+        hr_passthrough=False,
+    )
     reference = F.interpolate(
         torch.from_numpy(lr)[:, None],
         size=(24, 20),

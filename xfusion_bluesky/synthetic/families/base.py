@@ -39,7 +39,13 @@ GAS = 0.03  # attenuation of gas and windows, so "empty" is never exactly 1
 _EPOCH = 16.0  # scene frames per event epoch (see poisson_events)
 # Seed-stream codes: fixed per family, so adding a family changes no other scene.
 _FAMILY_CODE = MappingProxyType(
-    {"additive_manufacturing": 1, "friction_stir": 2, "fast_front": 3, "natural": 4}
+    {
+        "additive_manufacturing": 1,
+        "friction_stir": 2,
+        "fast_front": 3,
+        "natural": 4,
+        "foam": 5,
+    }
 )
 
 
