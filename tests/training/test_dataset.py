@@ -142,3 +142,9 @@ def test_windows_stack_into_a_batch():
 def test_bad_sampling_options_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=field):
         WindowSampling(families=XRAY_FAMILIES, **{field: value})
+
+
+def test_held_out_families_are_refused_for_training():
+    with pytest.raises(ValueError, match=r"\['foam'\] are held out of training"):
+        WindowSampling(families=("friction_stir", "foam"))
+    WindowSampling(families=XRAY_FAMILIES)  # every other x-ray family trains

@@ -16,7 +16,11 @@ from torch.utils.data import Dataset
 
 from xfusion_bluesky.fusion.crops import augment, paired_crop
 from xfusion_bluesky.synthetic.degradation import add_poisson_noise, bin_frames
-from xfusion_bluesky.synthetic.scene import FAMILY_SPECS, generate_scene
+from xfusion_bluesky.synthetic.scene import (
+    FAMILY_SPECS,
+    HELD_OUT_FAMILIES,
+    generate_scene,
+)
 
 # paired_crop and augment live in fusion.crops, where per-run adaptation crops the
 # same way; they stay importable from here for make_window's earlier callers.
@@ -85,6 +89,13 @@ class WindowSampling:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        held_out = sorted(set(self.families) & set(HELD_OUT_FAMILIES))
+        if held_out:
+            # They measure generality on scenes no weights saw (docs/quality.md).
+            raise ValueError(
+                f"scene families {held_out} are held out of training "
+                "(synthetic.scene.HELD_OUT_FAMILIES)"
+            )
         for name in ("p_hr_at_reference", "p_far_hr", "p_hr_decoy"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
