@@ -55,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="output folder (default demo_output)",
     )
     add_method_argument(
-        parser, help="what the scan asks the worker for (default edvr_stf)"
+        parser, help="what the scan asks the worker for (default edvr_stf_detail)"
     )
     parser.add_argument(
         "--quick",
@@ -215,13 +215,13 @@ def _report(fused: Any, out: Path, method: str) -> None:
         f"against the simulation's ground truth ({int(keep.sum())} UHS frames "
         "without an HS frame; truth rendered noise-free at the UHS instants):"
     )
-    print(f"{'method':10s} {'PSNR dB':>8s} {'SSIM':>6s}")
+    print(f"{'method':16s} {'PSNR dB':>8s} {'SSIM':>6s}")
     for name, frames in results:
         db = mean_finite(psnr(frames[keep], truth[keep], data_range=full_scale))[0]
         similarity = float(
             np.mean(ssim(frames[keep], truth[keep], data_range=full_scale))
         )
-        print(f"{name:10s} {db:8.2f} {similarity:6.3f}")
+        print(f"{name:16s} {db:8.2f} {similarity:6.3f}")
     frame = burst.default_frame()
     panel = burst.panel(frame)
     # The first column is already bicubic upsampling of the UHS frame.
