@@ -33,7 +33,7 @@ def test_failed_fusion_exits_1_with_the_reason(raw_uid, server, tmp_path, capsys
     assert main(argv) == 1
     out = capsys.readouterr().out
     assert "status       failed" in out
-    assert "reason       the model for 'edvr_stf' does not load" in out
+    assert "reason       the model for 'edvr_stf_detail' does not load" in out
 
 
 @pytest.mark.slow  # ~1 s: kept out of the quick loop
