@@ -51,7 +51,13 @@ def test_tiny_evaluation_writes_every_file(tiny):
         assert section in report
     assert {f["holds"] for f in summary["findings"]} <= {True, False, None}
     assert len(summary["findings"]) == 4
-    assert set(summary["timing"]) == {"edvr_stf", "edvr", "bicubic", "bayesian"}
+    assert set(summary["timing"]) == {
+        "edvr_stf",
+        "edvr",
+        "bicubic",
+        "bayesian",
+        "edvr_stf_detail",
+    }
 
 
 @pytest.mark.slow  # the shared tiny evaluation takes ~6 s
@@ -61,9 +67,9 @@ def test_results_csv_has_one_row_per_frame_condition_and_method(tiny):
     assert tuple(rows[0]) == CSV_COLUMNS
     summary = json.loads((tiny / "summary.json").read_text())
     assert len(rows) == summary["rows"]
-    # 2 sequences × 9 frames × (4 methods × (2 noise levels at HR every 8 + 2 HR
+    # 2 sequences × 9 frames × (5 methods × (2 noise levels at HR every 8 + 2 HR
     # spacings × 2 separations) + Bayesian × 2 cluster fractions × 2 noise levels)
-    assert len(rows) == 2 * 9 * (4 * (2 + 2 * 2) + 2 * 2)
+    assert len(rows) == 2 * 9 * (5 * (2 + 2 * 2) + 2 * 2)
     stf = [r for r in rows if r["method"] == "edvr_stf"]
     assert all(r["backward_attention"] for r in stf)
     assert not any(r["backward_attention"] for r in rows if r["method"] == "bicubic")

@@ -165,4 +165,4 @@ def test_killed_worker_restarts_and_fuses_the_run_exactly_once(RE, tiled, sim_de
     assert fused.metadata["fusion"]["method"] == "edvr_stf_detail"
     assert fused.frames.shape[0] == 128
     assert np.all(np.isfinite(fused.backward_attention))
-    assert_same_as_direct(fused, tiled.raw, uid, "edvr_stf", frames=12)
+    assert_same_as_direct(fused, tiled.raw, uid, "edvr_stf_detail", frames=12)

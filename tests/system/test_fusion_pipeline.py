@@ -102,7 +102,9 @@ def test_flipped_offset_hs_field_is_registered(tiled, write_raw_run, burst):
     assert fusion["registration"]["lr_window"] == [1, 0, 14, 24]
     assert fusion["registration"]["hr_window"] == [0, 0, 56, 96]
     # LR rows 1…14 cover HR rows 4…59: what the HS saw once its flip is undone.
-    direct = fuse(burst["lr"][:, 1:15], burst["hr"][:, 4:60], burst["hr_index"])
+    direct = fuse(
+        burst["lr"][:, 1:15], burst["hr"][:, 4:60], burst["hr_index"], "edvr_stf"
+    )
     expected = np.clip(np.rint(direct.frames), 0, 4095)
     assert np.max(np.abs(np.asarray(result.frames[:], np.float64) - expected)) <= 1
 

@@ -238,7 +238,7 @@ def test_a_cine_hs_and_a_tiff_uhs_are_ingested_and_fused(tiled, folder):
     fused, scores = check_fused(tiled, uid, truth, method=None, hs_at=[4, 12, 20])
     assert fused.method == "edvr_stf_detail"
     _, baseline = check_fused(tiled, uid, truth, method="bicubic", hs_at=[4, 12, 20])
-    assert scores[[4, 12, 20]].mean() > baseline[[4, 12, 20]].mean() + 3.0, (
-        scores,
-        baseline,
-    )
+    # At the HS instants both give the HS frames themselves (the pass-through).
+    np.testing.assert_array_equal(scores[[4, 12, 20]], baseline[[4, 12, 20]])
+    between = np.setdiff1d(np.arange(UHS_FRAMES), [4, 12, 20])
+    assert scores[between].mean() > baseline[between].mean() + 3.0, (scores, baseline)

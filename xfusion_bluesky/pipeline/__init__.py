@@ -175,8 +175,10 @@ def fuse_run(
         model_info["sha256"] or model_info.get("path"),
         lr_separation=separation,
         normalize=True,
-        hr_passthrough=bool(hr_passthrough),
-        adapt=fusion["adapt"],
+        # Only what differs from the defaults: a default fusion keeps the key it
+        # had before these options, so runs fused then are found, not fused again.
+        **({} if hr_passthrough else {"hr_passthrough": False}),
+        **({} if adapt is None else {"adapt": fusion["adapt"]}),
     )
     if not force:
         existing = existing_fusion(catalogs, fusion["key"], stale_after_s=stale_after_s)
