@@ -55,10 +55,9 @@ def _session(tmp_path: Path, fusion: str, *args: str, stdin=subprocess.DEVNULL):
     )
 
 
-def _wait_ready(process: subprocess.Popen, *also: str) -> list[str]:
-    """Read the session's output up to the ready line and lines with ``also``."""
+def _wait_ready(process: subprocess.Popen) -> list[str]:
+    """Read the session's output up to the ready line; return it."""
     lines: list[str] = []
-    waiting = {READY, *also}
     deadline = time.monotonic() + START_LIMIT_S
     assert process.stdout is not None
     while time.monotonic() < deadline:
@@ -66,8 +65,7 @@ def _wait_ready(process: subprocess.Popen, *also: str) -> list[str]:
         if not line:
             break
         lines.append(line)
-        waiting = {text for text in waiting if text not in line}
-        if not waiting:
+        if READY in line:
             return lines
     process.kill()
     pytest.fail("the profile did not start:\n" + "".join(lines))
@@ -96,95 +94,12 @@ def _report(mode: str, how: str, seconds: float) -> None:
     print(f"profile exit ({how}, XFUSION_FUSION={mode}): {seconds:.2f} s")  # noqa: T201
 
 
-# -- sessions started before their tests, a few at a time -------------------------
-#
-# A session's start-up is ~10 s of CPU (imports, its Tiled server and catalog, a
-# worker child); one after another, the six below took over a minute. They start
-# PARALLEL_STARTS at a time when the module's first one is needed, then wait idle
-# (at a prompt, on stdin or asleep), so each exit is timed while nothing else
-# starts. Only their start-up overlaps; what each test times and asserts is unchanged.
-PARALLEL_STARTS = 2
-#: "-c" code that ends only once the test closes its input: the session's last
-#: line then runs when the test starts the clock.
-C_CODE = f"print({READY!r}, flush=True); import sys; sys.stdin.readline()"
-CTRL_C_CODE = f"import time; print({READY!r}, flush=True); time.sleep(300)"
-INTERACTIVE = ("--no-confirm-exit", "--simple-prompt")
-#: The worker's log line once it has caught up: after it, the session is idle, and
-#: the next exit is timed with no worker still starting beside it.
-CAUGHT_UP = "catch-up:"
-
-
-def _planned(item: pytest.Item) -> tuple[str, str] | None:
-    """Return the (kind, mode) of the session a test of this module takes, if any."""
-    callspec = getattr(item, "callspec", None)
-    params = callspec.params if callspec is not None else {}
-    kind = {
-        "test_profile_run_with_c_exits_within_seconds": "-c",
-        "test_one_ctrl_c_ends_a_running_session_within_seconds": "ctrl-c",
-    }.get(getattr(item, "originalname", ""), params.get("how"))
-    return None if kind is None else (kind, params["mode"])
-
-
-def _start(tmp_path: Path, kind: str, mode: str) -> subprocess.Popen:
-    if kind == "-c":
-        return _session(tmp_path, mode, "-c", C_CODE, stdin=subprocess.PIPE)
-    if kind == "ctrl-c":
-        return _session(tmp_path, mode, "-c", CTRL_C_CODE)
-    process = _session(tmp_path, mode, *INTERACTIVE, stdin=subprocess.PIPE)
-    assert process.stdin is not None
-    process.stdin.write(f"print({READY!r}, flush=True)\n")
-    process.stdin.flush()
-    return process
-
-
-class _Started:
-    """Ready sessions by (kind, mode); a start-up failure is kept for its test."""
-
-    def __init__(self) -> None:
-        self.ready: dict[tuple[str, str], subprocess.Popen] = {}
-        self.failed: dict[tuple[str, str], str] = {}
-
-    def take(self, kind: str, mode: str) -> subprocess.Popen:
-        if (kind, mode) in self.failed:
-            pytest.fail(self.failed[kind, mode])
-        return self.ready.pop((kind, mode))
-
-
-@pytest.fixture(scope="module")
-def started(request, tmp_path_factory):
-    """Start the sessions this run's tests of the module take; yield them ready."""
-    wanted = [
-        key
-        for item in request.session.items
-        if item.module is request.module and (key := _planned(item)) is not None
-    ]
-    sessions = _Started()
-    try:
-        for first in range(0, len(wanted), PARALLEL_STARTS):
-            batch = {
-                key: _start(tmp_path_factory.mktemp("session"), *key)
-                for key in wanted[first : first + PARALLEL_STARTS]
-            }
-            for key, process in batch.items():
-                # A session with a worker: ready, and its worker too (settled).
-                also = () if key[1] == "off" else (CAUGHT_UP,)
-                try:
-                    _wait_ready(process, *also)
-                except pytest.fail.Exception as failure:
-                    sessions.failed[key] = str(failure)
-                else:
-                    sessions.ready[key] = process
-        yield sessions
-    finally:
-        for process in sessions.ready.values():  # tests that failed early
-            process.kill()
-            process.communicate()
-
-
 @pytest.mark.parametrize("mode", MODES)
-def test_profile_run_with_c_exits_within_seconds(started, mode):
-    process = started.take("-c", mode)
-    seconds, output = _exit_time(process, time.monotonic(), "")  # its last line
+def test_profile_run_with_c_exits_within_seconds(tmp_path, mode):
+    code = f"print({READY!r}, flush=True)"
+    process = _session(tmp_path, mode, "-c", code)
+    _wait_ready(process)
+    seconds, output = _exit_time(process, time.monotonic())
     _report(mode, "-c", seconds)
     assert process.returncode == 0, output
     assert seconds < EXIT_LIMIT_S, output
@@ -195,8 +110,14 @@ def test_profile_run_with_c_exits_within_seconds(started, mode):
 # other modes' exit path is the same hook, covered by the -c test above.
 @pytest.mark.parametrize("how", ["exit", "end of input"])
 @pytest.mark.parametrize("mode", ["process"])
-def test_interactive_session_exits_on_exit_or_end_of_input(started, mode, how):
-    process = started.take(how, mode)
+def test_interactive_session_exits_on_exit_or_end_of_input(tmp_path, mode, how):
+    process = _session(
+        tmp_path, mode, "--no-confirm-exit", "--simple-prompt", stdin=subprocess.PIPE
+    )
+    assert process.stdin is not None
+    process.stdin.write(f"print({READY!r}, flush=True)\n")
+    process.stdin.flush()
+    _wait_ready(process)
     last = "exit\n" if how == "exit" else ""  # then the end of input
     seconds, output = _exit_time(process, time.monotonic(), last)
     _report(mode, how, seconds)
@@ -205,8 +126,10 @@ def test_interactive_session_exits_on_exit_or_end_of_input(started, mode, how):
 
 
 @pytest.mark.parametrize("mode", ["process"])
-def test_one_ctrl_c_ends_a_running_session_within_seconds(started, mode):
-    process = started.take("ctrl-c", mode)
+def test_one_ctrl_c_ends_a_running_session_within_seconds(tmp_path, mode):
+    code = f"import time; print({READY!r}, flush=True); time.sleep(300)"
+    process = _session(tmp_path, mode, "-c", code)
+    _wait_ready(process)
     since = time.monotonic()
     process.send_signal(signal.SIGINT)
     seconds, output = _exit_time(process, since)
