@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from xfusion_bluesky.catalog.derived import fusion_key
 from xfusion_bluesky.fusion.adaptation import AdaptSettings
 from xfusion_bluesky.pipeline import fuse_run
 
@@ -53,9 +54,14 @@ def test_the_adaptation_recipe_and_outcome_round_trip_through_tiled(tiled, raw_u
     (burst,) = fused.outcome["bursts"]
     expected = record["adapted_model_id"] if record["kept"] else record["base_model_id"]
     assert burst["model_id"] == expected
-    # Asking again for the same fusion finds it; without adaptation is another.
+    # Asking again for the same fusion finds it; the recipe is part of its key.
     again = fuse_run(tiled.client, raw_uid, method="edvr_stf", adapt=settings)
     assert again.uid == fused.uid
-    plain = fuse_run(tiled.client, raw_uid, method="edvr_stf")
-    assert plain.uid != fused.uid
-    assert plain.adaptations == [None]
+    plain_key = fusion_key(
+        fused.raw_uid,
+        "edvr_stf",
+        record["base_model_id"],
+        lr_separation=1,
+        normalize=True,
+    )
+    assert fused.fusion["key"] != plain_key
