@@ -48,8 +48,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The fusion the start document requests: EDVR-STF with its HR-detail head, ahead
-#: of the paper's EDVR-STF on every held-out scene measured (docs/quality.md).
+#: The fusion the start document requests: EDVR-STF with its HR-detail head (the
+#: registry's DEFAULT_METHOD; docs/quality.md compares it with the paper's EDVR-STF).
 FUSION_METHOD = "edvr_stf_detail"
 #: An HR separation up to this many LR frames still gives a useful fusion (the paper's).
 MAX_USEFUL_HR_SEPARATION = 20
