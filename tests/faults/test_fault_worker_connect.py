@@ -15,16 +15,9 @@ from servers import ServedTiled, free_port, serve_command
 KEY = "connectsecret3"
 
 
-def test_a_worker_started_during_an_outage_fuses_once_tiled_is_back(
-    tmp_path, hdf5_dir, monkeypatch
-):
-    from xfusion_bluesky.callbacks import FusionWorker, loop
+def test_a_worker_started_during_an_outage_fuses_once_tiled_is_back(tmp_path, hdf5_dir):
+    from xfusion_bluesky.callbacks import FusionWorker
     from xfusion_bluesky.catalog.connect import connect
-
-    # Tries 1 s apart, not doubling to 30 s: the server is up ~5-10 s after its
-    # start, and a doubled wait (15, 31 s) took up to 20 s more. A thread worker
-    # runs the loop in this process, so the patched constant applies.
-    monkeypatch.setattr(loop, "CONNECT_RETRY_MAX_S", 1.0)
 
     port = free_port()
     uri = f"http://127.0.0.1:{port}/api/v1"
