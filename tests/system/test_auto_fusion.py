@@ -116,6 +116,9 @@ def test_thread_worker_records_a_failed_run_and_fuses_the_next(
     )
     worker = bl.start_fusion("thread", method="bicubic", since=time.time())
     try:
+        # Its start-up catch-up would otherwise race the submission of the
+        # failed run and fuse it twice (two outcomes for one derived run).
+        assert worker.wait_idle(60)
         failed_uid = _failed_scan(RE, sim_devices)
         (uid,) = RE(dual_camera_scan())
         assert worker.wait_idle(120)
