@@ -44,7 +44,14 @@ def test_fuse_reproduces_a_direct_model_call(model, data, tmp_path):
     torch.save({"params": model.state_dict()}, path)
     lr, hr, hr_index = data
     result = fuse(
-        lr, hr, hr_index, "edvr_stf", model=path, normalize=False, lr_separation=2
+        lr,
+        hr,
+        hr_index,
+        "edvr_stf",
+        model=path,
+        normalize=False,
+        lr_separation=2,
+        dtype=torch.float32,  # the direct call's precision, whatever the default
     )
     with torch.inference_mode():
         for t, lr_pick, hr_pick in [(0, [0, 0, 2], [0, 0]), (3, [1, 3, 5], [0, 1])]:
@@ -198,11 +205,15 @@ def test_model_passed_in_is_left_as_it_was(data):
 
 
 def test_float64_bfloat16_and_channels_last_agree_with_float32(model, data):
-    reference = fuse(*data, method="edvr_stf", model=model, normalize=False).frames
+    float32 = {"dtype": torch.float32}
+    reference = fuse(
+        *data, method="edvr_stf", model=model, normalize=False, **float32
+    ).frames
     for options, atol in [
         ({"dtype": torch.float64}, 1e-5),
-        ({"channels_last": True}, 1e-5),
+        ({**float32, "channels_last": True}, 1e-5),
         ({"dtype": torch.bfloat16}, 0.01),
+        ({}, 0.01),  # the device's default: float32 or bfloat16
     ]:
         frames = fuse(
             *data, method="edvr_stf", model=model, normalize=False, **options

@@ -62,6 +62,7 @@ def test_fused_pixels_of_a_fixed_burst_are_pinned(method):
         lr_separation=1,
         batch_size=4,
         hr_passthrough=False,
+        dtype=torch.float32,  # the pins are float32's, whatever the default
     )
     assert result.frames.shape == (9, 64, 96)
     assert _digest(result) == GOLDEN[method]

@@ -33,6 +33,7 @@ from xfusion_bluesky.fusion.methods import DEFAULT_METHOD, method_spec
 from xfusion_bluesky.fusion.model.edvr_stf import EDVR, SCALE
 from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.fusion.normalization import PERCENTILES
+from xfusion_bluesky.fusion.precision import HALF_DTYPES, default_dtype
 from xfusion_bluesky.fusion.stream import FusionStream, padding, to_unit
 from xfusion_bluesky.fusion.windows import (
     check_hr_index,
@@ -81,9 +82,10 @@ def fuse_iter(
     batch_size: int | None = None,
     progress: bool = False,
     dtype: torch.dtype | None = None,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
     hr_passthrough: bool = True,
     adapt: AdaptSettings | None = None,
+    feature_cache: bool = True,
 ) -> FusionStream:
     """Check the input and return a stream of fused frames in time order.
 
@@ -101,6 +103,7 @@ def fuse_iter(
         retried in halves (never re-yielding a frame).
     """
     method, dev, batch_size = check_options(method, device, dtype, batch_size)
+    dtype, channels_last = _precision(method, dev, dtype, channels_last)
     lr_arr, hr_arr = check_frame_pair(lr, hr)
     t, h, w = lr_arr.shape
     index = check_hr_index(hr_index, t, num_hr=hr_arr.shape[0])
@@ -116,7 +119,7 @@ def fuse_iter(
             method, model, lr_arr, hr_arr, index, ranges, adapt, plan, dev, progress
         )
     fuser = method_spec(method).create(
-        model, device=dev, dtype=dtype, channels_last=bool(channels_last)
+        model, device=dev, dtype=dtype, channels_last=channels_last
     )
     batch = batch_size or default_batch_size(h, w, dev)
     pad_h, pad_w, pad_mode = padding(h, w, fuser.size_multiple)
@@ -135,13 +138,17 @@ def fuse_iter(
         "fuser": fuser.config,
         "device": str(dev),
         "dtype": str(dtype or torch.float32).removeprefix("torch."),
-        "channels_last": bool(channels_last),
+        "channels_last": channels_last,
         "batch_size": batch,
         "hr_passthrough": bool(hr_passthrough),
         "versions": {"xfusion_bluesky": __version__, "torch": torch.__version__},
     }
     if adaptation is not None:
         params["adaptation"] = adaptation.to_dict()
+    if not feature_cache:
+        # Recorded only when off: the result is the same either way, and the
+        # default must keep the parameters (hence the derived run's key) of before.
+        params["feature_cache"] = False
     logger.info(
         "fusing %d frames %dx%d -> %dx%d with %s on %s, %d HR frames, batch %d",
         t,
@@ -165,6 +172,7 @@ def fuse_iter(
         progress=progress,
         params=params,
         hr_passthrough=bool(hr_passthrough),
+        feature_cache=bool(feature_cache),
     )
 
 
@@ -205,6 +213,19 @@ def _adapted(
     )
 
 
+def _precision(
+    method: str, dev: torch.device, dtype: torch.dtype | None, channels_last: Any
+) -> tuple[torch.dtype | None, bool]:
+    """Resolve ``fuse()``'s default precision and memory format."""
+    if dtype is None and method_spec(method).network is not None:
+        dtype = default_dtype(dev)
+    if channels_last is None:
+        # oneDNN's and cuDNN's bf16 convolutions are fastest channels-last (another
+        # 1.3× on this CPU); float32 keeps the layout its golden outputs pin.
+        channels_last = dtype in HALF_DTYPES
+    return dtype, bool(channels_last)
+
+
 def fuse(
     lr: ArrayLike,
     hr: ArrayLike,
@@ -218,9 +239,10 @@ def fuse(
     batch_size: int | None = None,
     progress: bool = False,
     dtype: torch.dtype | None = None,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
     hr_passthrough: bool = True,
     adapt: AdaptSettings | None = None,
+    feature_cache: bool = True,
 ) -> FusionResult:
     """Fuse an LR sequence with the sparse HR frames into HR frames at every instant.
 
@@ -261,10 +283,15 @@ def fuse(
     progress : bool
         Show a tqdm progress bar on stderr.
     dtype : torch.dtype, optional
-        ``torch.bfloat16`` / ``torch.float16``: autocast; ``torch.float64``: a
-        float64 copy of the model. Results are float32 either way.
-    channels_last : bool
-        Run the network in channels-last memory format (helps on GPUs).
+        ``torch.bfloat16`` / ``torch.float16``: autocast, with the deformable
+        convolutions' sampling kept in float32; ``torch.float64``: a float64 copy
+        of the model. Results are float32 either way. None: the device's default
+        for network methods (:func:`~xfusion_bluesky.fusion.precision.default_dtype`:
+        bfloat16 on CUDA and on CPUs with native bfloat16, else float32), float32
+        for the others. ``params["dtype"]`` says which ran.
+    channels_last : bool, optional
+        Run the network in channels-last memory format. None: on with a half
+        precision (faster there), off in float32 and float64.
     hr_passthrough : bool
         True (default): a reference frame with an HR frame taken at its own
         instant is that HR frame, exactly as given (``hr_passed_through``). False:
@@ -275,6 +302,13 @@ def fuse(
         is used only where it beats the original on held-out HR frames.
         ``params["adaptation"]`` records the recipe, the held-out gain and the
         adapted weights' sha256. Network methods only.
+    feature_cache : bool
+        True (default): a network computes each frame's features (first
+        convolution, extraction blocks, pyramid; the HR branch for HR frames)
+        once per burst and reuses them in every window the frame takes part in
+        (:mod:`~xfusion_bluesky.fusion.features`); bit for bit the same result in
+        float64, within float32 rounding otherwise. False: every window from its
+        frames (recorded as ``params["feature_cache"]``). Other methods ignore it.
 
     Returns
     -------
@@ -331,6 +365,7 @@ def fuse(
         channels_last=channels_last,
         hr_passthrough=hr_passthrough,
         adapt=adapt,
+        feature_cache=feature_cache,
     )
     plan = stream.plan
     n = plan.num_frames

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from xfusion_bluesky.fusion.model.edvr_stf import EDVR, SCALE
+from xfusion_bluesky.fusion.model.edvr_stf import EDVR, SCALE, FusionOutput
 from xfusion_bluesky.fusion.model.loader import load_network
-from xfusion_bluesky.fusion.protocols import FusedBatch
+from xfusion_bluesky.fusion.protocols import Features, FusedBatch
 
 if TYPE_CHECKING:
     from xfusion_bluesky.fusion.methods import MethodSpec
@@ -29,7 +29,11 @@ logger = logging.getLogger(__name__)
 
 
 class ModelFuser:
-    """EDVR-STF or EDVR as a :class:`~xfusion_bluesky.fusion.protocols.Fuser`.
+    """EDVR-STF or EDVR as a :class:`~xfusion_bluesky.fusion.protocols.FeatureFuser`.
+
+    :meth:`fuse_batch` runs the network on whole windows; :meth:`frame_features`
+    and :meth:`fuse_features` run its per-frame and per-window parts, for the
+    engine's feature cache.
 
     Parameters
     ----------
@@ -87,6 +91,26 @@ class ModelFuser:
             lr, hr = lr.double(), hr.double()
         with self._autocast():
             out = self.model(lr, hr)  # LR-only EDVR ignores hr
+        return self._fused_batch(out)
+
+    def frame_features(
+        self, lr: torch.Tensor | None, hr: torch.Tensor | None
+    ) -> tuple[Features, Features]:
+        """Run the network's per-frame part; see :class:`FeatureFuser`."""
+        if self.dtype == torch.float64:
+            lr = None if lr is None else lr.double()
+            hr = None if hr is None else hr.double()
+        with self._autocast():
+            return self.model.frame_features(lr, hr if self.uses_hr else None)
+
+    def fuse_features(self, lr: Features, hr: Features) -> FusedBatch:
+        """Run the network's per-window part; see :class:`FeatureFuser`."""
+        with self._autocast():
+            out = self.model.fuse_window_features(lr, hr if self.uses_hr else ())
+        return self._fused_batch(out)
+
+    def _fused_batch(self, out: FusionOutput) -> FusedBatch:
+        """Return the network's output as float32 frames in [0, 1] and HR scores."""
         fused = out.fused.float().clamp_(0.0, 1.0)
         if self.uses_hr:
             # Attention order [LR t−s, LR t, LR t+s, HR before, HR after]
@@ -94,7 +118,7 @@ class ModelFuser:
             scores = out.attention.float()
             n_lr = self.model.num_frame
             return FusedBatch(fused, scores[:, n_lr], scores[:, n_lr + 1])
-        nan = torch.full((lr.shape[0],), float("nan"), device=fused.device)
+        nan = torch.full((fused.shape[0],), float("nan"), device=fused.device)
         return FusedBatch(fused, nan, nan.clone())
 
 

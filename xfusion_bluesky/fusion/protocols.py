@@ -6,7 +6,10 @@ batch of windows into fused frames and the two HR attention scores. A new method
 :class:`~xfusion_bluesky.fusion.methods.MethodSpec` with its factory in
 :data:`xfusion_bluesky.fusion.methods.METHODS`. A method that calibrates
 on co-temporal LR/HR pairs also meets :class:`PairedFuser`, and the engine then
-gives it the LR frames taken with the HR frames instead of the LR window.
+gives it the LR frames taken with the HR frames instead of the LR window. A
+network whose per-frame work does not depend on the window also meets
+:class:`FeatureFuser`, and the engine then computes each frame's features once per
+burst (:mod:`~xfusion_bluesky.fusion.features`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["FusedBatch", "Fuser", "FuserFactory", "PairedFuser"]
+__all__ = ["FeatureFuser", "FusedBatch", "Fuser", "FuserFactory", "PairedFuser"]
+
+#: Per-frame tensors of one frame kind, frames along dim 0 (windows × frames along
+#: dims 0 and 1 once stacked); what they hold is the fuser's business.
+Features = tuple[torch.Tensor, ...]
 
 
 class FusedBatch(NamedTuple):
@@ -106,6 +113,63 @@ class PairedFuser(Fuser, Protocol):
         instants : Tensor, (b, 3) int64, on the CPU
             The LR frame indices ``[t_a, t, t_b]``. Before the first (after the
             last) HR frame both HR frames are the same one and ``t_a = t_b``.
+
+        Returns
+        -------
+        FusedBatch
+        """
+        ...
+
+
+@runtime_checkable
+class FeatureFuser(Fuser, Protocol):
+    """A fuser that splits its work into per-frame and per-window parts.
+
+    ``fuse_features(stack(frame_features(frames)))`` must equal
+    :meth:`Fuser.fuse_batch` of the same windows, so that the engine may compute
+    each frame's features once and reuse them in every window the frame takes
+    part in.
+
+    Attributes
+    ----------
+    uses_hr : bool
+        The fuser reads HR frames; when False the engine passes no HR frames to
+        :meth:`frame_features` and no HR features to :meth:`fuse_features`.
+    """
+
+    uses_hr: bool
+
+    def frame_features(
+        self, lr: torch.Tensor | None, hr: torch.Tensor | None
+    ) -> tuple[Features, Features]:
+        """Compute the per-frame features of some LR and HR frames.
+
+        Called under ``torch.inference_mode()``.
+
+        Parameters
+        ----------
+        lr : Tensor, (n, 1, h, w) float32 in [0, 1], or None
+            LR frames, padded as for :meth:`Fuser.fuse_batch`.
+        hr : Tensor, (k, 1, 4h, 4w) float32 in [0, 1], or None
+            HR frames.
+
+        Returns
+        -------
+        lr_features, hr_features : tuple of Tensor
+            Each tensor holds one row per frame along dim 0, in the order given;
+            empty tuples for frames not given.
+        """
+        ...
+
+    def fuse_features(self, lr: Features, hr: Features) -> FusedBatch:
+        """Fuse a batch of windows from their frames' stacked features.
+
+        Parameters
+        ----------
+        lr : tuple of Tensor, each (b, 3, …)
+            :meth:`frame_features` rows of the LR frames [t − s, t, t + s].
+        hr : tuple of Tensor, each (b, 2, …)
+            Rows of the HR frames [before, after]; empty without ``uses_hr``.
 
         Returns
         -------

@@ -3,8 +3,11 @@
 :class:`FusionStream` is what :func:`~xfusion_bluesky.fusion.engine.fuse_iter`
 returns. Each batch's tensors are gathered from the input arrays on the fly
 (normalised, padded to the fuser's size multiple, moved to the device), so memory
-grows with the batch size and not with the number of frames. A batch that runs out
-of memory is retried in halves; frames already yielded are never fused again.
+grows with the batch size and not with the number of frames. For a network
+(:class:`~xfusion_bluesky.fusion.protocols.FeatureFuser`) each frame is gathered
+and its features computed once per burst instead, in a
+:class:`~xfusion_bluesky.fusion.features.FeatureCache`. A batch that runs out of
+memory is retried in halves; frames already yielded are never fused again.
 """
 
 from __future__ import annotations
@@ -21,9 +24,15 @@ from numpy.typing import NDArray
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from xfusion_bluesky.fusion.features import FeatureCache, FrameKind
 from xfusion_bluesky.fusion.model.edvr_stf import SCALE
 from xfusion_bluesky.fusion.normalization import denormalize, normalize_percentile
-from xfusion_bluesky.fusion.protocols import Fuser, PairedFuser
+from xfusion_bluesky.fusion.protocols import (
+    FeatureFuser,
+    FusedBatch,
+    Fuser,
+    PairedFuser,
+)
 from xfusion_bluesky.structures import FrameScores, WindowPlan
 
 __all__ = ["FusionStream", "padding", "to_unit"]
@@ -61,6 +70,10 @@ class FusionStream(Iterator[_Item]):
         HR frame (the input, in its own intensity scale) instead of the method's
         output. The method still runs there: its backward score at the HR
         frame's instant is the normaliser of the attention scores.
+    feature_cache : bool
+        For a :class:`~xfusion_bluesky.fusion.protocols.FeatureFuser`, compute
+        each frame's features once and reuse them in every window (same result);
+        False: every window from its frames, as other methods are fused.
 
     Attributes
     ----------
@@ -87,6 +100,7 @@ class FusionStream(Iterator[_Item]):
         progress: bool,
         params: dict[str, Any],
         hr_passthrough: bool = True,
+        feature_cache: bool = True,
     ) -> None:
         self.method = fuser.name
         self.model_id = fuser.model_id
@@ -99,6 +113,16 @@ class FusionStream(Iterator[_Item]):
         self._batch_size = batch_size
         self._progress = progress
         self._passthrough = plan.hr_at_reference & bool(hr_passthrough)
+        self._cached: tuple[FeatureFuser, FeatureCache] | None = None
+        if (
+            feature_cache
+            and isinstance(fuser, FeatureFuser)
+            and not isinstance(fuser, PairedFuser)
+        ):
+            cache = FeatureCache(
+                plan, fuser.frame_features, self._frames_of, uses_hr=fuser.uses_hr
+            )
+            self._cached = (fuser, cache)
         self._frames = self._run()
 
     def __next__(self) -> _Item:
@@ -123,33 +147,50 @@ class FusionStream(Iterator[_Item]):
         )
         return np.stack([before, refs, after], 1)
 
+    def _frames_of(self, kind: FrameKind, index: NDArray[np.int64]) -> torch.Tensor:
+        """Gather, normalise and pad LR or HR frames ``index``, (n, 1, H, W)."""
+        stack, bounds, scale = (
+            (self._lr, self._lr_range, 1)
+            if kind == "lr"
+            else (self._hr, self._hr_range, SCALE)
+        )
+        frames = to_unit(stack[index.ravel()], bounds)  # a copy
+        tensor = torch.from_numpy(frames).to(self._device)[:, None]
+        # Each frame is padded on its own, so a frame gathered for one window
+        # or for the feature cache gets the same values.
+        height, width = self._lr.shape[1:]
+        pad_h, pad_w, mode = padding(height, width, self._fuser.size_multiple)
+        if pad_h or pad_w:
+            pad = (0, scale * pad_w, 0, scale * pad_h)
+            tensor = F.pad(tensor, pad, mode=mode)
+        return tensor
+
     def _batch(self, refs: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
         """Gather, normalise and pad the LR and HR tensors of frames ``refs``."""
-        b, (h, w) = refs.size, self._lr.shape[1:]
-        lr = self._lr[self._lr_rows(refs).ravel()]  # (b·3, h, w), a copy
+        b = refs.size
+        lr = self._frames_of("lr", self._lr_rows(refs))  # (b·3, 1, h, w)
         hr_pick = np.stack([self.plan.hr_before[refs], self.plan.hr_after[refs]], 1)
-        hr = self._hr[hr_pick.ravel()]  # (b·2, 4h, 4w)
-        lr = to_unit(lr, self._lr_range)
-        hr = to_unit(hr, self._hr_range)
-        lr_t = torch.from_numpy(lr).to(self._device)[:, None]
-        hr_t = torch.from_numpy(hr).to(self._device)[:, None]
-        pad_h, pad_w, mode = padding(h, w, self._fuser.size_multiple)
-        if pad_h or pad_w:
-            lr_t = F.pad(lr_t, (0, pad_w, 0, pad_h), mode=mode)
-            hr_t = F.pad(hr_t, (0, SCALE * pad_w, 0, SCALE * pad_h), mode=mode)
-        lr_t = lr_t.view(b, 3, 1, *lr_t.shape[-2:])
-        return lr_t, hr_t.view(b, 2, 1, *hr_t.shape[-2:])
+        hr = self._frames_of("hr", hr_pick)  # (b·2, 1, 4h, 4w)
+        return lr.view(b, 3, *lr.shape[1:]), hr.view(b, 2, *hr.shape[1:])
+
+    def _fused_batch(self, refs: NDArray[np.int64]) -> FusedBatch:
+        """Run the method on the windows of reference frames ``refs``."""
+        if self._cached is not None:
+            fuser, cache = self._cached
+            out = fuser.fuse_features(*cache.window_features(refs))
+            cache.release(through=int(refs[-1]))
+            return out
+        lr, hr = self._batch(refs)
+        if isinstance(self._fuser, PairedFuser):
+            rows = torch.from_numpy(self._lr_rows(refs))
+            return self._fuser.fuse_pairs(lr, hr, rows)
+        return self._fuser.fuse_batch(lr, hr)
 
     def _fuse(self, refs: NDArray[np.int64]) -> _Fused:
         """Fuse reference frames ``refs``; return frames in the HR scale and scores."""
         height, width = self.frame_shape
-        lr, hr = self._batch(refs)
         with torch.inference_mode():
-            if isinstance(self._fuser, PairedFuser):
-                rows = torch.from_numpy(self._lr_rows(refs))
-                out = self._fuser.fuse_pairs(lr, hr, rows)
-            else:
-                out = self._fuser.fuse_batch(lr, hr)
+            out = self._fused_batch(refs)
             fused = out.fused[:, 0, :height, :width].float().cpu().numpy()
             backward = out.backward_attention.float().cpu().numpy()
             forward = out.forward_attention.float().cpu().numpy()

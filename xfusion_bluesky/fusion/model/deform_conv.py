@@ -7,6 +7,16 @@ offset channel ``n`` belongs to deformable group ``n // (2K)`` and kernel tap
 row-major; a sample is bilinear, zero outside ``(-1, size)`` and each corner that
 falls outside the image counts as zero. In float64 it reproduces torchvision to
 rounding, which is what lets checkpoints trained with torchvision load unchanged.
+
+It has two samplings, chosen with :func:`sampling_implementation`: ``"reference"``
+(the first, written for clarity: four masked gathers of the whole input) and
+``"fast"`` (the default: a zero-padded input needs no masks, and the four corners
+are gathered and weighted in cache-sized chunks). They perform the same float
+operations in the same order, so their outputs are equal, bit for bit.
+
+Under autocast the whole deformable convolution, from the offsets on, runs in
+float32 (:func:`~xfusion_bluesky.fusion.precision.float32_region`): sampling
+positions need every bit of float32's mantissa.
 """
 
 from __future__ import annotations
@@ -21,6 +31,26 @@ import torch
 from torch import nn
 
 from xfusion_bluesky.fusion.model.blocks import zero_bias
+from xfusion_bluesky.fusion.model.sampling import (
+    SAMPLINGS,
+    Sampling,
+    current_sampling,
+    positions,
+    sample_fast,
+    sample_reference,
+    sampling_implementation,
+)
+from xfusion_bluesky.fusion.precision import float32_region, to_float32
+
+__all__ = [
+    "SAMPLINGS",
+    "DCNv2Pack",
+    "current_sampling",
+    "deform_conv2d",
+    "deform_conv2d_torch",
+    "sampling_implementation",
+    "torchvision_available",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,45 +91,22 @@ def torchvision_available() -> bool:
     return _torchvision_op is not None
 
 
-def _sample_corners(
-    x: torch.Tensor, pos_y: torch.Tensor, pos_x: torch.Tensor
-) -> torch.Tensor:
-    """Bilinearly sample ``x`` at fractional positions with torchvision's border rule.
-
-    Parameters
-    ----------
-    x : Tensor, (b, g, cg, h, w)
-        Input split into ``g`` deformable groups of ``cg`` channels.
-    pos_y, pos_x : Tensor, (b, g, p)
-        Sampling positions in pixels, one per (group, tap × output pixel).
-
-    Returns
-    -------
-    Tensor, (b, g, cg, p)
-    """
-    b, g, cg, h, w = x.shape
-    flat = x.reshape(b, g, cg, h * w)
-    y0 = torch.floor(pos_y)
-    x0 = torch.floor(pos_x)
-    ly, lx = pos_y - y0, pos_x - x0
-    hy, hx = 1 - ly, 1 - lx
-    y0i, x0i = y0.long(), x0.long()
-    # A sample whose position lies on or beyond one pixel outside the image is zero.
-    inside = (pos_y > -1) & (pos_y < h) & (pos_x > -1) & (pos_x < w)
-    value = torch.zeros((b, g, cg, pos_y.shape[-1]), dtype=x.dtype, device=x.device)
-    corners = (
-        (y0i, x0i, hy * hx),
-        (y0i, x0i + 1, hy * lx),
-        (y0i + 1, x0i, ly * hx),
-        (y0i + 1, x0i + 1, ly * lx),
-    )
-    for cy, cx, weight in corners:
-        valid = inside & (cy >= 0) & (cy <= h - 1) & (cx >= 0) & (cx <= w - 1)
-        index = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).unsqueeze(2)
-        corner = flat.gather(3, index.expand(b, g, cg, index.shape[-1]))
-        corner = corner * valid.unsqueeze(2).to(x.dtype)
-        value = value + weight.unsqueeze(2) * corner
-    return value
+def _check_shapes(
+    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor
+) -> tuple[int, int]:
+    """Return (taps, deformable groups); raise ValueError on inconsistent shapes."""
+    c_in = x.shape[1]
+    c_w, kh, kw = weight.shape[1:]
+    if c_w != c_in:
+        raise ValueError(f"weight expects {c_w} input channels; x has {c_in}")
+    taps = kh * kw
+    groups = offset.shape[1] // (2 * taps)
+    if groups * 2 * taps != offset.shape[1] or c_in % groups:
+        raise ValueError(
+            f"offset has {offset.shape[1]} channels: expected 2·groups·{taps} with "
+            f"groups dividing the {c_in} input channels"
+        )
+    return taps, groups
 
 
 def deform_conv2d_torch(
@@ -112,6 +119,7 @@ def deform_conv2d_torch(
     padding: int = 0,
     dilation: int = 1,
     mask: torch.Tensor | None = None,
+    sampling: Sampling | None = None,
 ) -> torch.Tensor:
     """Modulated deformable 2-D convolution in plain PyTorch (torchvision semantics).
 
@@ -126,42 +134,40 @@ def deform_conv2d_torch(
         As for ``torch.nn.Conv2d`` (same value on both axes).
     mask : Tensor, (b, g·kh·kw, h_out, w_out), optional
         Modulation scalars (already through a sigmoid); None means all ones.
+    sampling : {"fast", "reference"}, optional
+        Which sampling; None: :func:`current_sampling`.
 
     Returns
     -------
     Tensor, (b, c_out, h_out, w_out)
+        float32 for bfloat16/float16 inputs or under autocast (the whole
+        computation runs in float32 there), else the inputs' dtype.
     """
-    b, c_in, h, w = x.shape
-    c_out, c_w, kh, kw = weight.shape
-    if c_w != c_in:
-        raise ValueError(f"weight expects {c_w} input channels; x has {c_in}")
-    taps = kh * kw
-    h_out, w_out = offset.shape[-2:]
-    groups = offset.shape[1] // (2 * taps)
-    if groups * 2 * taps != offset.shape[1] or c_in % groups:
-        raise ValueError(
-            f"offset has {offset.shape[1]} channels: expected 2·groups·{taps} with "
-            f"groups dividing the {c_in} input channels"
-        )
-    # Regular grid of each tap, (taps, h_out, w_out), then add the learned offsets.
-    ki = torch.arange(kh, device=x.device, dtype=x.dtype).repeat_interleave(kw)
-    kj = torch.arange(kw, device=x.device, dtype=x.dtype).repeat(kh)
-    oy = torch.arange(h_out, device=x.device, dtype=x.dtype) * stride - padding
-    ox = torch.arange(w_out, device=x.device, dtype=x.dtype) * stride - padding
-    base_y = oy.view(1, -1, 1) + dilation * ki.view(-1, 1, 1)
-    base_x = ox.view(1, 1, -1) + dilation * kj.view(-1, 1, 1)
-    offset = offset.view(b, groups, taps, 2, h_out, w_out)
-    pos_y = (base_y + offset[:, :, :, 0]).reshape(b, groups, -1)
-    pos_x = (base_x + offset[:, :, :, 1]).reshape(b, groups, -1)
-    cols = _sample_corners(x.view(b, groups, c_in // groups, h, w), pos_y, pos_x)
-    cols = cols.view(b, c_in, taps, h_out * w_out)  # (b, c_in, taps, p)
-    if mask is not None:
-        mask = mask.reshape(b, groups, 1, taps, h_out * w_out)
-        cols = (cols.view(b, groups, c_in // groups, taps, -1) * mask).view_as(cols)
-    out = weight.reshape(c_out, c_in * taps) @ cols.reshape(b, c_in * taps, -1)
-    if bias is not None:
-        out = out + bias.view(1, -1, 1)
-    return out.view(b, c_out, h_out, w_out)
+    taps, groups = _check_shapes(x, offset, weight)
+    name = sampling or current_sampling()
+    if name not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}; got {name!r}")
+    with float32_region():
+        x, offset, weight = to_float32(x), to_float32(offset), to_float32(weight)
+        bias, mask = to_float32(bias), to_float32(mask)
+        b, c_in, h, w = x.shape
+        c_out, _, kh, kw = weight.shape
+        h_out, w_out = offset.shape[-2:]
+        pos_y, pos_x = positions(offset, (kh, kw), stride, padding, dilation, x.dtype)
+        x = x.reshape(b, groups, c_in // groups, h, w)  # a view, channels-last too
+        if mask is not None:
+            mask = mask.reshape(b, groups, 1, taps * h_out * w_out)
+        if name == "fast":
+            cols = sample_fast(x, pos_y, pos_x, mask)
+        else:
+            cols = sample_reference(x, pos_y, pos_x)
+            if mask is not None:
+                cols = cols * mask
+        cols = cols.reshape(b, c_in * taps, h_out * w_out)
+        out = weight.reshape(c_out, c_in * taps) @ cols
+        if bias is not None:
+            out = out + bias.view(1, -1, 1)
+        return out.view(b, c_out, h_out, w_out)
 
 
 def deform_conv2d(
@@ -179,6 +185,7 @@ def deform_conv2d(
     """Modulated deformable conv: torchvision's op when it imports, else pure PyTorch.
 
     Same arguments as :func:`deform_conv2d_torch`; ``backend`` forces one path.
+    Either path computes in float32 under autocast.
     """
     use_tv = backend == "torchvision" or (backend == "auto" and torchvision_available())
     if use_tv:
@@ -187,16 +194,19 @@ def deform_conv2d(
                 "backend='torchvision' asked for, but torchvision.ops does not import "
                 "beside this torch build; use backend='auto' or 'torch'"
             )
-        return _torchvision_op(
-            x,
-            offset,
-            weight,
-            bias,
-            stride=(stride, stride),
-            padding=(padding, padding),
-            dilation=(dilation, dilation),
-            mask=mask,
-        )
+        with float32_region():
+            x, offset, weight = to_float32(x), to_float32(offset), to_float32(weight)
+            bias, mask = to_float32(bias), to_float32(mask)
+            return _torchvision_op(
+                x,
+                offset,
+                weight,
+                bias,
+                stride=(stride, stride),
+                padding=(padding, padding),
+                dilation=(dilation, dilation),
+                mask=mask,
+            )
     if backend == "auto" and not _fallback_said.is_set():
         _say_fallback()
     return deform_conv2d_torch(
@@ -243,12 +253,21 @@ class DCNv2Pack(nn.Module):
         zero_bias(self.conv_offset)
 
     def forward(self, x: torch.Tensor, offset_feat: torch.Tensor) -> torch.Tensor:
-        """Convolve ``x`` (b, c, h, w) at offsets predicted from ``offset_feat``."""
-        o1, o2, m = torch.chunk(self.conv_offset(offset_feat), 3, dim=1)
-        offset = torch.cat((o1, o2), dim=1)
-        mean_offset = float(offset.detach().abs().mean())
-        if mean_offset > 50:  # far beyond any real motion: alignment is diverging
-            logger.warning("deformable offsets average %.1f px (> 50)", mean_offset)
-        return deform_conv2d(
-            x, offset, self.weight, self.bias, padding=1, mask=torch.sigmoid(m)
-        )
+        """Convolve ``x`` (b, c, h, w) at offsets predicted from ``offset_feat``.
+
+        Under autocast the offsets are predicted, and ``x`` sampled, in float32.
+        """
+        with float32_region():
+            x, offset_feat = to_float32(x), to_float32(offset_feat)
+            o1, o2, m = torch.chunk(self.conv_offset(offset_feat), 3, dim=1)
+            offset = torch.cat((o1, o2), dim=1)
+            if offset.device.type == "cpu":  # on a GPU the check would stall the queue
+                mean_offset = float(torch.linalg.vector_norm(offset.detach(), 1))
+                mean_offset /= max(offset.numel(), 1)
+                if mean_offset > 50:  # far beyond any real motion: alignment diverges
+                    logger.warning(
+                        "deformable offsets average %.1f px (> 50)", mean_offset
+                    )
+            return deform_conv2d(
+                x, offset, self.weight, self.bias, padding=1, mask=torch.sigmoid(m)
+            )

@@ -34,6 +34,7 @@ from xfusion_bluesky.fusion.model.edvr_stf import (
     EDVRSTF,
     SCALE,
     SMALL_CONFIG,
+    FrameFeatures,
     FusionOutput,
 )
 
@@ -93,21 +94,61 @@ class DetailHead(nn.Module):
         hr : Tensor, (b, 2, 1, 4h, 4w)
             HR frames [before, after].
         """
+        b, k = hr.shape[:2]
+        detail, block_mean = (
+            x.view(b, k, *x.shape[1:]) for x in self.frame_terms(hr.flatten(0, 1))
+        )
+        return self.correct(base, lr_ref, hr, detail, block_mean)
+
+    @staticmethod
+    def frame_terms(hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return what the head reads of each HR frame alone, whatever the window.
+
+        Parameters
+        ----------
+        hr : Tensor, (k, 1, 4h, 4w)
+            HR frames.
+
+        Returns
+        -------
+        detail : Tensor, (k, 1, 4h, 4w)
+            The frame's detail finer than the LR pitch,
+            ``HR − up(blockmean(HR))``.
+        block_mean : Tensor, (k, 1, h, w)
+            The frame's 4×4 block means, on the LR grid.
+        """
+        block_mean = F.avg_pool2d(hr, SCALE)
+        smooth = F.interpolate(
+            block_mean, scale_factor=SCALE, mode="bilinear", align_corners=False
+        )
+        return hr - smooth, block_mean
+
+    def correct(
+        self,
+        base: torch.Tensor,
+        lr_ref: torch.Tensor,
+        hr: torch.Tensor,
+        detail: torch.Tensor,
+        block_mean: torch.Tensor,
+    ) -> torch.Tensor:
+        """Return ``base`` corrected with the HR frames, from their frame terms.
+
+        Parameters
+        ----------
+        base, lr_ref, hr
+            As for :meth:`forward`.
+        detail : Tensor, (b, 2, 1, 4h, 4w)
+            :meth:`frame_terms` ``detail`` of the HR frames [before, after].
+        block_mean : Tensor, (b, 2, 1, h, w)
+            :meth:`frame_terms` ``block_mean`` of the same frames.
+        """
         hr_before, hr_after = hr[:, 0], hr[:, 1]
-        differences = [hr_before - base, hr_after - base]
-        for frame in (hr_before, hr_after):
-            block_mean = F.avg_pool2d(frame, SCALE)
-            smooth = F.interpolate(
-                block_mean, scale_factor=SCALE, mode="bilinear", align_corners=False
-            )
-            differences.append(frame - smooth)  # detail finer than the LR pitch
+        differences = [hr_before - base, hr_after - base, detail[:, 0], detail[:, 1]]
         mismatches = [
             # Zero where the HR frame's block means equal the reference LR frame:
             # the scene did not change there (up to LR noise).
-            F.interpolate(
-                F.avg_pool2d(frame, SCALE) - lr_ref, scale_factor=SCALE, mode="nearest"
-            )
-            for frame in (hr_before, hr_after)
+            F.interpolate(block_mean[:, j] - lr_ref, scale_factor=SCALE, mode="nearest")
+            for j in (0, 1)
         ]
         # Two HR frames that agree bracket a region that stood still (no LR noise).
         magnitudes = [(hr_before - hr_after).abs(), *(m.abs() for m in mismatches)]
@@ -208,6 +249,12 @@ class EDVRSTFDetail(EDVRSTF):
                 f"{missing}; unexpected keys {result.unexpected_keys}"
             )
 
+    def _backbone_grad(self) -> torch.autograd.grad_mode.set_grad_enabled:
+        """Return the grad mode of the backbone: off while it is frozen."""
+        return torch.set_grad_enabled(
+            torch.is_grad_enabled() and not self.backbone_frozen
+        )
+
     def forward(self, lr: torch.Tensor, hr: torch.Tensor | None = None) -> FusionOutput:
         """Fuse one window per batch item: EDVR-STF, then the detail head.
 
@@ -228,13 +275,39 @@ class EDVRSTFDetail(EDVRSTF):
         ValueError
             ``hr`` is missing or not (b, 2, 1, 4h, 4w).
         """
-        with torch.set_grad_enabled(
-            torch.is_grad_enabled() and not self.backbone_frozen
-        ):
-            out = super().forward(lr, hr)
-        if hr is None:  # EDVRSTF.forward has refused it already
+        return super().forward(lr, hr)
+
+    def frame_features(
+        self, lr: torch.Tensor | None, hr: torch.Tensor | None = None
+    ) -> tuple[FrameFeatures, FrameFeatures]:
+        """EDVR-STF's per-frame features; HR frames add the head's frame terms.
+
+        HR features are ``(frame, L1, L2, L3, detail, block_mean)``, see
+        :meth:`DetailHead.frame_terms`.
+        """
+        with self._backbone_grad():
+            lr_feat, hr_feat = super().frame_features(lr, hr)
+        if hr_feat:
+            hr_feat = (*hr_feat, *self.detail.frame_terms(hr_feat[0]))
+        return lr_feat, hr_feat
+
+    def fuse_window_features(
+        self, lr: FrameFeatures, hr: FrameFeatures = ()
+    ) -> FusionOutput:
+        """EDVR-STF on the windows' features, then the detail head.
+
+        Raises
+        ------
+        ValueError
+            ``hr`` is empty: the head needs the HR frames.
+        """
+        if not hr:
             raise ValueError("EDVRSTFDetail fuses HR frames too: call model(lr, hr)")
-        fused = self.detail(out.fused, lr[:, self.ref_index], hr)
+        with self._backbone_grad():
+            out = super().fuse_window_features(lr, hr)
+        fused = self.detail.correct(
+            out.fused, lr[0][:, self.ref_index], hr[0], hr[4], hr[5]
+        )
         return FusionOutput(fused=fused, attention=out.attention)
 
 

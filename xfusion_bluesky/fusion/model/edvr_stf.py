@@ -24,6 +24,10 @@ from xfusion_bluesky.fusion.model.tsa import TSAFusion
 #: Spatial scale between LR and HR, fixed by two pixel-shuffles and two max-pools.
 SCALE = 4
 
+#: One frame kind's per-frame tensors, frames along dim 0 (or windows × frames
+#: along dims 0 and 1): the frame, its L1, L2, L3 features, then any extra terms.
+FrameFeatures = tuple[torch.Tensor, ...]
+
 
 @dataclass(frozen=True)
 class FusionOutput:
@@ -114,7 +118,9 @@ class EDVR(nn.Module):
         """Fuse LR frames into one HR frame at the reference instant.
 
         Both networks share this call, ``model(lr, hr)``, and its output type, so
-        callers need not know which one they hold.
+        callers need not know which one they hold. It is
+        :meth:`frame_features` of every frame followed by
+        :meth:`fuse_window_features` of the windows.
 
         Parameters
         ----------
@@ -131,25 +137,98 @@ class EDVR(nn.Module):
             ``fused`` (b, 1, 4h, 4w) and ``attention`` (b, num_frame), LR frames
             only.
         """
-        b, t, c, h, w = lr.shape
-        feat = lrelu(self.conv_first(lr.reshape(b * t, c, h, w))).view(b, t, -1, h, w)
-        return self._fuse_features(feat, lr[:, self.ref_index])
+        b, t = lr.shape[:2]
+        hr_frames = None
+        if self.num_frame_hi and hr is not None:
+            hr_frames = hr.flatten(0, 1)
+        lr_feat, hr_feat = self.frame_features(lr.flatten(0, 1), hr_frames)
+        return self.fuse_window_features(
+            _windows(lr_feat, b, t), _windows(hr_feat, b, self.num_frame_hi)
+        )
 
-    def _fuse_features(self, feat: torch.Tensor, lr_ref: torch.Tensor) -> FusionOutput:
-        """Run extraction → PCD → TSA → reconstruction on first-conv features.
+    def frame_features(
+        self, lr: torch.Tensor | None, hr: torch.Tensor | None = None
+    ) -> tuple[FrameFeatures, FrameFeatures]:
+        """Compute what each frame contributes to every window it takes part in.
+
+        A frame's first convolution (for HR frames, the HR branch), feature
+        extraction and L1–L3 pyramid do not depend on the window, so a burst
+        needs them once per frame (:mod:`~xfusion_bluesky.fusion.features`).
+        LR and HR frames share one pass through the extraction blocks.
 
         Parameters
         ----------
-        feat : Tensor, (b, T, C, h, w)
-            First-conv features of every frame, LR frames first.
+        lr : Tensor, (n, 1, h, w), or None
+            LR frames; h and w multiples of 4.
+        hr : Tensor, (k, 1, 4h, 4w), or None
+            HR frames; ignored by a network without an HR branch.
+
+        Returns
+        -------
+        lr_features, hr_features : tuple of Tensor
+            Per frame along dim 0: the frame itself, then its L1, L2 and L3
+            features (C × h, h/2, h/4); :class:`EDVRSTFDetail` appends its
+            head's per-HR-frame terms. Empty where no frames were given.
+        """
+        first = [] if lr is None else [lrelu(self.conv_first(lr))]
+        hr_first = None if hr is None else self._hr_features(hr)
+        if hr_first is not None:
+            first.append(hr_first)
+        if not first:
+            return (), ()
+        feat = first[0] if len(first) == 1 else torch.cat(first)
+        l1 = self.feature_extraction(feat)
+        l2 = lrelu(self.conv_l2_2(lrelu(self.conv_l2_1(l1))))
+        l3 = lrelu(self.conv_l3_2(lrelu(self.conv_l3_1(l2))))
+        n = 0 if lr is None else lr.shape[0]
+        lr_feat: FrameFeatures = () if lr is None else (lr, l1[:n], l2[:n], l3[:n])
+        hr_feat: FrameFeatures = ()
+        if hr is not None and hr_first is not None:
+            hr_feat = (hr, l1[n:], l2[n:], l3[n:])
+        return lr_feat, hr_feat
+
+    def _hr_features(self, hr: torch.Tensor) -> torch.Tensor | None:
+        """Bring HR frames (k, 1, 4h, 4w) to first-conv features; None: no HR branch."""
+        return None
+
+    def fuse_window_features(
+        self, lr: FrameFeatures, hr: FrameFeatures = ()
+    ) -> FusionOutput:
+        """Align, fuse and reconstruct windows from their frames' features.
+
+        Parameters
+        ----------
+        lr : tuple of Tensor
+            :meth:`frame_features` of the LR frames stacked per window: each
+            (b, num_frame, …), frames in window order [t−s, t, t+s].
+        hr : tuple of Tensor
+            The same for the HR frames [before, after], each (b, 2, …); empty
+            for LR-only EDVR.
+
+        Returns
+        -------
+        FusionOutput
+        """
+        levels = lr[1:4]
+        if hr:
+            levels = tuple(
+                torch.cat([a, b], dim=1) for a, b in zip(levels, hr[1:4], strict=True)
+            )
+        return self._fuse_levels(levels, lr[0][:, self.ref_index])
+
+    def _fuse_levels(
+        self, levels: tuple[torch.Tensor, ...], lr_ref: torch.Tensor
+    ) -> FusionOutput:
+        """Run PCD → TSA → reconstruction on the windows' pyramids.
+
+        Parameters
+        ----------
+        levels : (L1, L2, L3), each Tensor (b, T, C, ·, ·)
+            Pyramid features of every frame, LR frames first.
         lr_ref : Tensor, (b, 1, h, w)
             The reference LR frame, the base the network adds its residual to.
         """
-        b, t, c, h, w = feat.shape
-        l1 = self.feature_extraction(feat.reshape(b * t, c, h, w))
-        l2 = lrelu(self.conv_l2_2(lrelu(self.conv_l2_1(l1))))
-        l3 = lrelu(self.conv_l3_2(lrelu(self.conv_l3_1(l2))))
-        levels = [x.view(b, t, c, *x.shape[-2:]) for x in (l1, l2, l3)]
+        t = levels[0].shape[1]
         ref = tuple(x[:, self.ref_index] for x in levels)
         aligned = torch.stack(
             [self.pcd_align(tuple(x[:, i] for x in levels), ref) for i in range(t)],
@@ -216,12 +295,10 @@ class EDVRSTF(EDVR):
         self.conv2_hi = conv3(num_feat, num_feat)
 
     def _hr_features(self, hr: torch.Tensor) -> torch.Tensor:
-        """Bring HR frames (b, k, 1, 4h, 4w) to first-conv features (b, k, C, h, w)."""
-        b, k, c, h4, w4 = hr.shape
-        x = lrelu(self.conv_first_hi(hr.reshape(b * k, c, h4, w4)))
+        """Bring HR frames (k, 1, 4h, 4w) to first-conv features (k, C, h, w)."""
+        x = lrelu(self.conv_first_hi(hr))
         x = F.max_pool2d(lrelu(self.conv1_hi(x)), 3, stride=2, padding=1)
-        x = F.max_pool2d(lrelu(self.conv2_hi(x)), 3, stride=2, padding=1)
-        return x.view(b, k, *x.shape[1:])
+        return F.max_pool2d(lrelu(self.conv2_hi(x)), 3, stride=2, padding=1)
 
     def forward(self, lr: torch.Tensor, hr: torch.Tensor | None = None) -> FusionOutput:
         """Fuse one window per batch item.
@@ -245,7 +322,7 @@ class EDVRSTF(EDVR):
         ValueError
             ``hr`` is missing or not (b, 2, 1, 4h, 4w).
         """
-        b, t, c, h, w = lr.shape
+        h, w = lr.shape[-2:]
         if hr is None:
             raise ValueError(
                 "EDVRSTF fuses HR frames too: call model(lr, hr) with hr "
@@ -256,9 +333,7 @@ class EDVRSTF(EDVR):
                 f"hr must be (b, 2, 1, {SCALE * h}, {SCALE * w}) for lr "
                 f"{tuple(lr.shape)}; got {tuple(hr.shape)}"
             )
-        lr_feat = lrelu(self.conv_first(lr.reshape(b * t, c, h, w)))
-        feat = torch.cat([lr_feat.view(b, t, -1, h, w), self._hr_features(hr)], dim=1)
-        return self._fuse_features(feat, lr[:, self.ref_index])
+        return super().forward(lr, hr)
 
 
 #: Hyper-parameters of the shipped small models: C=32, 4 deformable groups, 2 + 5
@@ -284,3 +359,8 @@ def edvr_stf_small(**overrides: Any) -> EDVRSTF:
 def edvr_small(**overrides: Any) -> EDVR:
     """Build the LR-only baseline with :func:`edvr_stf_small`'s hyper-parameters."""
     return EDVR(**(SMALL_CONFIG | overrides))
+
+
+def _windows(features: FrameFeatures, b: int, t: int) -> FrameFeatures:
+    """View per-frame tensors (b·t, …) as windows (b, t, …), frames in window order."""
+    return tuple(x.view(b, t, *x.shape[1:]) for x in features)
