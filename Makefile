@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.xfusion-installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench bench-gpu install clean
 
 install: $(STAMP)
 
@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/xfusion-bluesky demo
 
+# Two processes: the suite mostly waits on subprocesses and servers. Tests that
+# time themselves on the wall clock (marked serial) run alone afterwards.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,6 +34,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fusion.py
+
+# Every GPU speed measurement in one run, < 6 min; JSON + markdown in BENCH_OUT.
+# Needs a CUDA torch in its own venv, e.g. (PyPI's Linux wheel is a CUDA build):
+#   make bench-gpu VENV=.venv-gpu TORCH_SPEC='torch==2.13.0'
+BENCH_OUT ?= benchmarks/results
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/bench_gpu.py --out $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

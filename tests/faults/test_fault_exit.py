@@ -25,7 +25,8 @@ START_LIMIT_S = 120.0
 READY = "XFUSION-READY"
 MODES = ["off", "thread", "process"]
 
-pytestmark = pytest.mark.slow
+# Exit times are wall-clock limits: run alone (`make test` runs serial tests last).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def _session(tmp_path: Path, fusion: str, *args: str, stdin=subprocess.DEVNULL):
