@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
+from xfusion_bluesky.catalog.stream_parts import StreamParts
 from xfusion_bluesky.errors import RunNotFinishedError, RunNotFusableError
 from xfusion_bluesky.geometry import Similarity
 from xfusion_bluesky.stored_format import raw_start_v1
@@ -90,6 +91,16 @@ class RawRun:
     node: Any
     num_bursts: int
     missing: list[dict[str, Any]] = field(default_factory=list)
+    _parts: StreamParts | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def parts(self) -> StreamParts:
+        """The primary stream's parts, listed once (see :class:`StreamParts`)."""
+        if self._parts is None:
+            self._parts = StreamParts(self.node)
+        return self._parts
 
     @property
     def exit_status(self) -> str:
@@ -173,7 +184,7 @@ class RawRun:
             A file is missing or unreadable, the frames do not match the start
             document, there are no HS frames, or frames hold NaN/inf.
         """
-        stream = self.node["primary"]
+        stream = self.parts
         lr = _read(stream, self.lr_key, index, "UHS")
         hr = _read(stream, self.hr_key, index, "HS")
         lr_times = _read_times(stream, self.start["uhs"], index, lr.shape[0], "UHS")
@@ -197,7 +208,7 @@ class RawRun:
         return RawBurst(index, lr, hr, lr_times, hr_times)
 
 
-def open_raw_run(raw: Any, uid: str) -> RawRun:
+def open_raw_run(raw: Any, uid: str, *, node: Any = None) -> RawRun:
     """Open raw run ``uid`` (a unique prefix works) and check its documents.
 
     Parameters
@@ -206,6 +217,9 @@ def open_raw_run(raw: Any, uid: str) -> RawRun:
         The raw-run container (``bl.tiled``).
     uid : str
         Run uid; a unique prefix works.
+    node : BlueskyRunV3, optional
+        The run's node, if just looked up (:func:`wait_for_stop`): one request
+        fewer.
 
     Returns
     -------
@@ -222,7 +236,8 @@ def open_raw_run(raw: Any, uid: str) -> RawRun:
         The run lacks the dual-camera metadata, recorded no burst, or its HDF5
         files are missing, truncated or corrupt.
     """
-    node = raw[uid]
+    if node is None:
+        node = raw[uid]
     start = raw_start_v1(dict(node.start))
     full_uid = str(start["uid"])
     stop_doc = node.metadata.get("stop")
@@ -251,7 +266,7 @@ def open_raw_run(raw: Any, uid: str) -> RawRun:
         for k in range(num_bursts, announced)
     ]
     run = RawRun(full_uid, start, stop, node, num_bursts, missing)
-    _check_files(node, (run.lr_key, run.hr_key))
+    _check_files(run.parts, (run.lr_key, run.hr_key))
     return run
 
 
@@ -368,7 +383,7 @@ def _read_times(
     return start + period * np.arange(num_frames, dtype=np.float64)
 
 
-def _check_files(node: Any, keys: tuple[str, ...]) -> None:
+def _check_files(stream: StreamParts, keys: tuple[str, ...]) -> None:
     """Fail fast on an HDF5 file that is missing or unreadable where this host sees it.
 
     Tiled answers a missing or truncated external file with HTTP 500, which its
@@ -376,7 +391,6 @@ def _check_files(node: Any, keys: tuple[str, ...]) -> None:
     and reports as the URL that failed; when the camera folder is mounted here,
     opening the file with h5py says what is wrong, and which file, at once.
     """
-    stream = node["primary"]
     for key in keys:
         if key not in stream:
             continue

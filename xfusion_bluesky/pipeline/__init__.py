@@ -13,11 +13,15 @@ It is idempotent: a fusion is identified by (raw uid, method, model
 sha256, parameters) and asking again returns the existing derived run unless
 ``force=True`` (the lookups live in :mod:`~xfusion_bluesky.catalog.progress`).
 One burst is fused by :mod:`~xfusion_bluesky.pipeline.burst`; the HS latency is
-applied and checked by :mod:`~xfusion_bluesky.pipeline.timing`.
+applied and checked by :mod:`~xfusion_bluesky.pipeline.timing`. Tiled's share
+runs beside the fusion (:mod:`~xfusion_bluesky.pipeline.overlap`): the next
+burst is read and the fused frames are written on threads of their own, with
+the outcomes of the sequential order.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -32,22 +36,43 @@ from xfusion_bluesky.catalog.choice import DEFAULT_METHOD, requested_method
 from xfusion_bluesky.catalog.connect import Catalogs, open_catalogs
 from xfusion_bluesky.catalog.derived import (
     DerivedRunWriter,
+    frames_per_request,
     fusion_key,
     short_traceback,
     write_failed_run,
 )
 from xfusion_bluesky.catalog.progress import STALE_AFTER_S, existing_fusion
 from xfusion_bluesky.catalog.queries import FusedRun
-from xfusion_bluesky.catalog.reader import RawRun, open_raw_run, wait_for_stop
+from xfusion_bluesky.catalog.reader import (
+    RawBurst,
+    RawRun,
+    open_raw_run,
+    wait_for_stop,
+)
 from xfusion_bluesky.errors import (
     InvalidInputError,
     RunNotFusableError,
     XFusionError,
 )
 from xfusion_bluesky.fusion.adaptation import AdaptSettings
+from xfusion_bluesky.fusion.field import FieldRegistration
 from xfusion_bluesky.fusion.model.loader import load_network
 from xfusion_bluesky.fusion.normalization import PERCENTILES
-from xfusion_bluesky.pipeline.burst import check_shapes, fuse_burst, lr_period_s
+from xfusion_bluesky.pipeline import overlap
+from xfusion_bluesky.pipeline.burst import (
+    PreparedBurst,
+    check_latency,
+    fuse_burst,
+    lr_period_s,
+    prepare_burst,
+    read_burst,
+)
+from xfusion_bluesky.pipeline.overlap import (
+    HostThread,
+    ReadAhead,
+    WriteBehind,
+    settle,
+)
 from xfusion_bluesky.pipeline.timing import timing_start, timing_summary
 from xfusion_bluesky.stored_format import raw_start_v1
 
@@ -197,7 +222,7 @@ def fuse_run(
     if loaded is None:  # unreachable: a failed load returned above
         raise RuntimeError("model neither loaded nor failed")
     try:
-        run = open_raw_run(catalogs.raw, full_uid)
+        run = open_raw_run(catalogs.raw, full_uid, node=node)
         registration = run.field_registration()
     except httpx.TransportError:
         raise  # Tiled is unreachable: no outcome is known yet (see below)
@@ -213,52 +238,105 @@ def fuse_run(
         frame_shape=(grid_window[2], grid_window[3]),
         raw_start=raw_start,
     )
-    writer.open()
+    options = {
+        "method": method,
+        "network": loaded.network,
+        "lr_separation": separation,
+        "device": device,
+        "batch_size": batch_size,
+        "progress": progress,
+        "hr_passthrough": hr_passthrough,
+        "adapt": adapt,
+    }
+    threaded = overlap.OVERLAP
     writer.missing_bursts.extend(run.missing)
-    last_error: RunNotFusableError | None = None
-    try:
-        for k in range(run.num_bursts):
-            try:  # a burst that cannot be read is left out, not the whole run
-                burst = run.burst(k)
-                check_shapes(run, burst.lr.shape[1:], burst.hr.shape[1:], k)
-            except RunNotFusableError as err:
-                logger.warning("raw run %s: burst %d left out: %s", full_uid, k, err)
-                writer.missing_bursts.append({"burst": k, "reason": _one_line(err)})
-                last_error = err
-                continue
-            writer.bursts.append(
-                fuse_burst(
-                    writer,
-                    run,
-                    burst,
-                    registration,
-                    method=method,
-                    network=loaded.network,
-                    lr_separation=separation,
-                    device=device,
-                    batch_size=batch_size,
-                    progress=progress,
-                    hr_passthrough=hr_passthrough,
-                    adapt=adapt,
-                )
-            )
-        writer.missing_bursts.sort(key=lambda item: int(item["burst"]))
-        writer.timing = timing_summary(
-            run.hs_latency_s, writer.bursts, lr_period_s(run)
+    with HostThread(threaded) as host:
+        reads = ReadAhead(
+            host, functools.partial(_read, run, registration), run.num_bursts
         )
-        summary = _missing_summary(writer.missing_bursts, run)
-        if writer.bursts:
-            writer.close(reason=summary)
-        else:
-            writer.fail(summary, short_traceback(last_error) if last_error else None)
-    except httpx.TransportError:
-        # Tiled went away mid-run (a restart, a network cut): that is not this
-        # run's outcome. Its unfinished derived run is replaced by the next try
-        # (the worker's next catch-up), whose writer finds this one gone.
-        raise
-    except Exception as err:
-        writer.fail(_reason(err), short_traceback(err))
+        try:
+            max_pending = frames_per_request(writer.frame_shape)
+            with WriteBehind(threaded=threaded, max_pending=max_pending) as sink:
+                sink.call(_open, writer, reads)
+                last_error = _fuse_bursts(
+                    writer, sink, host, reads, run, registration, options
+                )
+            _finish(writer, run, last_error)
+        except httpx.TransportError:
+            # Tiled went away mid-run (a restart, a network cut): that is not
+            # this run's outcome. Its unfinished derived run is replaced by the
+            # next try (the worker's next catch-up), whose writer finds it gone.
+            raise
+        except Exception as err:
+            if not writer.is_open:
+                raise  # the derived run could not be opened: nothing to end
+            writer.fail(_reason(err), short_traceback(err))
     return FusedRun.open(catalogs, writer.uid)
+
+
+def _open(writer: DerivedRunWriter, reads: ReadAhead[Any]) -> None:
+    """Open the derived run once burst 0 is read (on the writer's side).
+
+    Tiled answers about one request at a time: the burst the fusion waits for
+    goes first, and the start document follows while the fusion runs.
+    """
+    if reads.first is not None:
+        settle(reads.first)
+    writer.open()
+
+
+def _fuse_bursts(
+    writer: DerivedRunWriter,
+    sink: WriteBehind,
+    host: HostThread,
+    reads: ReadAhead[tuple[RawBurst, PreparedBurst | Exception]],
+    run: RawRun,
+    registration: FieldRegistration,
+    options: dict[str, Any],
+) -> RunNotFusableError | None:
+    """Fuse every readable burst into ``writer``; return the last read error."""
+    last_error: RunNotFusableError | None = None
+    for k in range(run.num_bursts):
+        try:  # a burst that cannot be read is left out, not the whole run
+            burst, prepared = reads.get(k)
+        except RunNotFusableError as err:
+            logger.warning("raw run %s: burst %d left out: %s", run.uid, k, err)
+            writer.missing_bursts.append({"burst": k, "reason": _one_line(err)})
+            last_error = err
+            continue
+        if isinstance(prepared, Exception):
+            raise prepared
+        # Checked on the host thread while the burst is fused.
+        latency = functools.partial(
+            host.submit, check_latency, run, burst, registration
+        )
+        record = fuse_burst(writer, sink, run, prepared, latency, **options)
+        writer.bursts.append(record)
+    return last_error
+
+
+def _finish(
+    writer: DerivedRunWriter, run: RawRun, last_error: RunNotFusableError | None
+) -> None:
+    """End the derived run: a success if any burst was fused, else failed."""
+    writer.missing_bursts.sort(key=lambda item: int(item["burst"]))
+    writer.timing = timing_summary(run.hs_latency_s, writer.bursts, lr_period_s(run))
+    summary = _missing_summary(writer.missing_bursts, run)
+    if writer.bursts:
+        writer.close(reason=summary)
+    else:
+        writer.fail(summary, short_traceback(last_error) if last_error else None)
+
+
+def _read(
+    run: RawRun, registration: FieldRegistration, k: int
+) -> tuple[RawBurst, PreparedBurst | Exception]:
+    """Read burst ``k`` (an error leaves it out) and prepare it (an error fails all)."""
+    burst = read_burst(run, k)
+    try:
+        return burst, prepare_burst(run, burst, registration)
+    except Exception as err:  # raised again where the burst is fused
+        return burst, err
 
 
 def _missing_summary(missing: list[dict[str, Any]], run: RawRun) -> str:
