@@ -22,6 +22,7 @@ def _wait_for(condition, timeout=30.0):
 
 # tiled's stream client opens its websocket without `with`; websockets warns on the
 # first recv, in the subscription's thread, which the warning-as-error would end.
+@pytest.mark.slow  # starts a Tiled server of its own
 @pytest.mark.filterwarnings(
     "ignore:connect\\(\\) must be used as a context manager:DeprecationWarning"
 )

@@ -63,6 +63,7 @@ def test_catch_up_fuses_what_is_pending_before_taking_jobs(tiled, since, write_r
     assert run_loop(tiled, since=since) == [("caught_up", None)]  # nothing left
 
 
+@pytest.mark.slow
 def test_jobs_are_fused_in_order_after_the_catch_up(tiled, since, write_run):
     uids = [write_run() for _ in range(3)]
     events = run_loop(tiled, *uids, since=since, catch_up=False)
@@ -75,6 +76,7 @@ def test_jobs_are_fused_in_order_after_the_catch_up(tiled, since, write_run):
     assert {fetch_fused(tiled.raw, uid).raw_uid for uid in uids} == set(uids)
 
 
+@pytest.mark.slow
 def test_runs_that_cannot_be_fused_are_skipped_with_the_reason_and_the_loop_goes_on(
     tiled, write_run
 ):

@@ -59,6 +59,7 @@ def test_a_failed_run_is_recorded_and_the_next_run_is_fused(
     assert fused.frames.shape == (128, 64, 96)
 
 
+@pytest.mark.slow
 def test_catch_up_fuses_each_missed_run_of_the_window_once(tiled, since, write_run):
     missed, fused_already = write_run(), write_run()
     done = fuse_run(tiled.raw, fused_already, method="bicubic")

@@ -105,6 +105,7 @@ def test_fused_run_read_through_databroker_equals_fetch_fused(tiled, scan_uid):
     np.testing.assert_array_equal(dataset["fused"].values[5], expected[5])
 
 
+@pytest.mark.slow
 def test_reading_through_databroker_leaves_other_clients_on_v3(tiled, scan_uid):
     from xfusion_bluesky.catalog.reader import open_raw_run
 

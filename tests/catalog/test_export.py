@@ -50,6 +50,7 @@ def test_h5_holds_the_frames_every_record_and_the_documents(fused, tmp_path):
     assert export_fused(fused, path, overwrite=True) == path
 
 
+@pytest.mark.slow
 def test_tiff_and_png_hold_the_frames_pixel_for_pixel(fused, tmp_path, monkeypatch):
     import tifffile
 

@@ -58,7 +58,9 @@ def _same(a, b):
     ("size", "hr_index", "separation", "batch"),
     [
         ((8, 12), [1, 5], 1, 1),  # no padding, one window per batch
-        ((10, 14), [0, 4, 9], 2, 3),  # padded, HR at the ends, s = 2, b = 3
+        pytest.param(  # padded, HR at the ends, s = 2, b = 3
+            (10, 14), [0, 4, 9], 2, 3, marks=pytest.mark.slow
+        ),
     ],
 )
 def test_cached_features_fuse_bit_for_bit_like_window_by_window(
