@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from xfusion_bluesky.catalog.connect import check_readable_storage
+from xfusion_bluesky.catalog.connect import check_readable_storage, ensure_run_container
 
 
 def test_raw_container_is_a_v3_run_catalog(tiled, hdf5_dir):
@@ -39,3 +39,35 @@ def test_server_that_cannot_read_the_hdf5_dir_is_refused_at_setup(tmp_path):
     )
     assert "refused:" in out.stdout
     assert "readable storage" in out.stdout
+
+
+def _conflict(status):
+    import httpx
+    from tiled.client.utils import ClientError
+
+    request = httpx.Request("POST", "http://tiled/api/v1/metadata/")
+    response = httpx.Response(status, request=request)
+    return ClientError(f"{status}: /raw", request, response)
+
+
+class _RacedClient(dict):
+    """A root where another client creates the container first."""
+
+    def __init__(self, status):
+        super().__init__()
+        self.status = status
+
+    def __contains__(self, key):
+        return False  # checked before the other client's create
+
+    def create_container(self, key, specs):
+        self[key] = "created by the other client"
+        raise _conflict(self.status)
+
+
+def test_a_container_created_by_another_client_meanwhile_is_used():
+    assert (
+        ensure_run_container(_RacedClient(409), "raw") == "created by the other client"
+    )
+    with pytest.raises(Exception, match="403"):
+        ensure_run_container(_RacedClient(403), "raw")

@@ -282,13 +282,20 @@ def ensure_run_container(client: Any, key: str = RAW_CONTAINER) -> Any:
     indices and partial uids work (with another version every partial uid is
     reported as "multiple matches").
     """
+    from tiled.client.utils import ClientError
     from tiled.structures.core import Spec
 
     if key not in client:
-        client.create_container(
-            key, specs=[Spec("CatalogOfBlueskyRuns", version="3.0")]
-        )
-        logger.info("created run container %r", key)
+        try:
+            client.create_container(
+                key, specs=[Spec("CatalogOfBlueskyRuns", version="3.0")]
+            )
+            logger.info("created run container %r", key)
+        except ClientError as err:
+            # Another client (a worker starting beside the RunEngine) created it
+            # between the check and the create: the server answers 409 Conflict.
+            if err.response.status_code != 409:
+                raise
     return client[key]
 
 
