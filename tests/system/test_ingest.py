@@ -10,12 +10,12 @@ trigger 2 µs late), ingested by the library. Both are fused and checked against
 the event's truth on the fused grid.
 """
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 from recordings import write_cine, write_tiff
+from system_helpers import load_by_path
 
 from xfusion_bluesky.catalog.connect import open_catalogs
 from xfusion_bluesky.catalog.progress import pending_runs
@@ -55,12 +55,7 @@ def event_frames(uhs_times, hs_times):
 def documented_keys():
     """docs/format.md's key tables, read by the format test's own parser."""
     path = Path(__file__).resolve().parents[1] / "catalog" / "test_format_v1.py"
-    spec = importlib.util.spec_from_file_location("format_tables", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path(path, "format_tables")
 
 
 def scan_registration_keys():
