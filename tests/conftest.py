@@ -208,3 +208,22 @@ def sim_ioc():
 def ca_spare_port():
     """A second CA server port the clients of this session also search."""
     return _CA_SPARE_PORT
+
+
+@pytest.fixture
+def prefect_settings(monkeypatch):
+    """Point this process's Prefect at a server: ``prefect_settings(env_dict)``.
+
+    Prefect reads its settings once, at import; the global context is refreshed
+    after the environment changes, and again once it is restored.
+    """
+    from prefect.context import refresh_global_settings_context
+
+    def apply(env):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        refresh_global_settings_context()
+
+    yield apply
+    monkeypatch.undo()
+    refresh_global_settings_context()

@@ -97,15 +97,18 @@ class Beamline:
 
         Parameters
         ----------
-        mode : {"process", "thread"}
-            The worker runs in a child process (default) or a thread.
+        mode : {"process", "thread", "prefect"}
+            The worker runs in a child process (default) or a thread; or each
+            run becomes a flow run of the facility's Prefect fusion deployment
+            (:class:`~xfusion_bluesky.orchestration.submit.PrefectSubmitter`).
         **options
             More :class:`~xfusion_bluesky.callbacks.FusionWorker` keywords
-            (``method``, ``device``, ``since``, ...).
+            (``method``, ``device``, ``since``, ...); in ``prefect`` mode
+            ``PrefectSubmitter`` keywords (``deployment``, ``method``, ``model``).
 
         Returns
         -------
-        FusionWorker
+        FusionWorker or PrefectSubmitter
             Also ``bl.fusion_worker``; ``bl.stop_fusion()`` or ``bl.close()``
             stops it.
 
@@ -114,7 +117,7 @@ class Beamline:
         InvalidInputError
             Unknown ``mode``, or a working worker already runs.
         """
-        from xfusion_bluesky.callbacks import FusionCallback, FusionWorker
+        from xfusion_bluesky.callbacks import FusionCallback
 
         if self.fusion_worker is not None:
             if self.fusion_worker.accepting:
@@ -124,17 +127,31 @@ class Beamline:
                     "bl.stop_fusion() first"
                 )
             self.stop_fusion()
-        if self.backup_dir is not None:
-            options.setdefault("backup_dir", self.backup_dir)
-        worker = FusionWorker(
-            self.connection.uri,
-            api_key=self.fusion_api_key or self.connection.client.context.api_key,
-            mode=mode,
-            **options,
-        ).start()
+        api_key = self.fusion_api_key or self.connection.client.context.api_key
+        if mode == "prefect":
+            worker = self._prefect_submitter(api_key, **options)
+        else:
+            from xfusion_bluesky.callbacks import FusionWorker
+
+            if self.backup_dir is not None:
+                options.setdefault("backup_dir", self.backup_dir)
+            worker = FusionWorker(
+                self.connection.uri, api_key=api_key, mode=mode, **options
+            ).start()
         self.fusion_worker = worker
         self._fusion_token = int(self.RE.subscribe(FusionCallback(worker)))
         return worker
+
+    def _prefect_submitter(self, api_key: str | None, **options: Any) -> Any:
+        """Start the submitter of ``mode="prefect"`` (Prefect is an optional extra)."""
+        try:
+            from xfusion_bluesky.orchestration.submit import PrefectSubmitter
+        except ImportError as err:  # the extra is not installed
+            raise InvalidInputError(
+                "fusion='prefect' needs Prefect: pip install 'xfusion-bluesky[prefect]'"
+            ) from err
+        options.setdefault("deployment", Settings.from_env().prefect_deployment)
+        return PrefectSubmitter(self.connection.uri, api_key=api_key, **options).start()
 
     def stop_fusion(self, timeout: float = FUSION_CLOSE_TIMEOUT_S) -> None:
         """Stop automatic fusion: unsubscribe its callback, close its worker.
@@ -258,7 +275,7 @@ def setup(
         Seed of the simulated event (burst k images seed + k).
     settings : Settings, optional
         Overrides the environment (tests).
-    fusion : {"process", "thread", "off"}, optional
+    fusion : {"process", "thread", "prefect", "off"}, optional
         Start automatic fusion (:meth:`Beamline.start_fusion`); None or
         ``"off"``: none (the profile reads ``XFUSION_FUSION``).
     misalign : int, optional
@@ -293,9 +310,10 @@ def setup(
     roi = env.roi if roi is None else roi
     if roi not in ROI_PRESETS:
         raise InvalidInputError(f"roi must be one of {tuple(ROI_PRESETS)}; got {roi!r}")
-    if fusion not in (None, "off", "process", "thread"):
+    if fusion not in (None, "off", "process", "thread", "prefect"):
         raise InvalidInputError(
-            f"fusion must be 'process', 'thread', 'off' or None; got {fusion!r}"
+            "fusion must be 'process', 'thread', 'prefect', 'off' or None; "
+            f"got {fusion!r}"
         )
     misalign = env.sim_misalign if misalign is None else misalign
     if misalign is not None and mode != "sim":
@@ -352,10 +370,16 @@ def setup(
         _tokens=[token],
     )
     _close_at_exit(beamline)
-    if fusion in ("process", "thread"):
+    if fusion in ("process", "thread", "prefect"):
         try:
-            adapt = {} if env.fusion_adapt is None else {"adapt": env.fusion_adapt}
-            beamline.start_fusion(fusion, **adapt)
+            options: dict[str, Any] = (
+                {"deployment": env.prefect_deployment}
+                if fusion == "prefect"
+                else {}
+                if env.fusion_adapt is None
+                else {"adapt": env.fusion_adapt}
+            )
+            beamline.start_fusion(fusion, **options)
         except Exception:
             beamline.close()
             raise

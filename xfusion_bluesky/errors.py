@@ -8,6 +8,7 @@ __all__ = [
     "RunNotFinishedError",
     "RunNotFusableError",
     "XFusionError",
+    "tiled_unavailable",
 ]
 
 
@@ -51,3 +52,19 @@ class RecordingError(InvalidInputError):
 
 class CheckpointMismatchError(XFusionError, ValueError):
     """A state dict does not fit the model: lists missing/unexpected keys and shapes."""
+
+
+def tiled_unavailable(err: BaseException | None) -> bool:
+    """Tell whether ``err`` is the server being unavailable, not a run's outcome.
+
+    No connection or a timeout (``httpx.TransportError``), or an HTTP 5xx answer
+    (tiled's ``ClientError`` is an ``httpx.HTTPStatusError``): trying again later
+    may succeed, so nothing is recorded as the run's outcome.
+    """
+    import httpx  # errors sits below every layer; httpx comes with tiled
+
+    if isinstance(err, httpx.TransportError):
+        return True
+    if isinstance(err, httpx.HTTPStatusError):
+        return err.response.status_code >= 500
+    return False

@@ -13,7 +13,10 @@
 ``XFUSION_SCENE``          scene family of the simulated event (default the
                            scene generator's default)
 ``XFUSION_FUSION``         automatic fusion in the profile: ``process`` (default,
-                           a worker process), ``thread`` or ``off``
+                           a worker process), ``thread``, ``prefect`` (a flow run
+                           of the facility's Prefect deployment) or ``off``
+``XFUSION_PREFECT_DEPLOYMENT``  the Prefect fusion deployment ``fusion="prefect"``
+                           submits to (default ``xfusion-fuse-run/xfusion``)
 ``XFUSION_ROI``            ROI and rate preset of the profile's beamline: ``small``
                            (default), ``full`` or ``demo``
                            (``devices.presets.ROI_PRESETS``)
@@ -42,7 +45,7 @@ __all__ = ["DEFAULT_IOC_PREFIX", "Settings"]
 
 DEFAULT_IOC_PREFIX = "XF:XFUSION:"
 _MODES = ("sim", "epics")
-_FUSION_MODES = ("process", "thread", "off")
+_FUSION_MODES = ("process", "thread", "prefect", "off")
 
 
 def _default_data_dir() -> Path:
@@ -70,7 +73,8 @@ class Settings:
     scene_family : str or None
         Scene family of the simulation (None: the generator's default).
     fusion : str
-        ``"process"``, ``"thread"`` or ``"off"``: how the profile fuses runs.
+        ``"process"``, ``"thread"``, ``"prefect"`` or ``"off"``: how the profile
+        fuses runs.
     fusion_api_key : str or None
         API key of the fusion worker (``XFUSION_FUSION_API_KEY``) on a server with
         one key per role (``serve --roles``); None: the beamline's key.
@@ -85,6 +89,8 @@ class Settings:
     fusion_adapt : dict or None
         ``XFUSION_ADAPT``: None (off), ``{}`` (the default recipe) or
         ``{"iterations": N}``; the worker's ``adapt`` option.
+    prefect_deployment : str
+        ``XFUSION_PREFECT_DEPLOYMENT``: where ``fusion="prefect"`` submits runs.
     """
 
     data_dir: Path
@@ -101,6 +107,7 @@ class Settings:
     hdf5_dir_set: bool = False
     sim_misalign: int | None = None
     fusion_adapt: dict[str, int] | None = None
+    prefect_deployment: str = "xfusion-fuse-run/xfusion"
 
     def hdf5_dir_for(self, data_dir: str | Path | None) -> Path:
         """Return where the cameras write when code chose ``data_dir``.
@@ -121,7 +128,8 @@ class Settings:
         ------
         ValueError
             ``XFUSION_BEAMLINE`` is neither ``sim`` nor ``epics``, or
-            ``XFUSION_FUSION`` not one of ``process``, ``thread``, ``off``, or
+            ``XFUSION_FUSION`` not one of ``process``, ``thread``, ``prefect``,
+            ``off``, or
             ``XFUSION_SIM_MISALIGN`` not a non-negative integer, or
             ``XFUSION_ADAPT`` not ``off``, ``on`` or a positive integer (a plain
             ValueError: settings sits beside errors, below every other layer).
@@ -147,6 +155,8 @@ class Settings:
             )
         return cls(
             fusion_adapt=_adapt_setting(env.get("XFUSION_ADAPT") or ""),
+            prefect_deployment=env.get("XFUSION_PREFECT_DEPLOYMENT")
+            or "xfusion-fuse-run/xfusion",
             data_dir=data_dir,
             hdf5_dir=hdf5_dir,
             tiled_url=env.get("XFUSION_TILED_URL") or None,

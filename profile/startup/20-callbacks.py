@@ -11,6 +11,7 @@ RE.subscribe(bec)
 
 # XFUSION_FUSION=process (default): a worker process fuses each run after its stop
 # document and writes a derived run to Tiled (fetch_fused(raw, uid, wait=120));
-# `thread` fuses in this process (a laptop), `off` not at all.
+# `thread` fuses in this process (a laptop), `prefect` submits each run to the
+# facility's Prefect deployment (docs/facility.md), `off` not at all.
 _fusion = Settings.from_env().fusion
 fusion_worker = bl.start_fusion(_fusion) if _fusion != "off" else None

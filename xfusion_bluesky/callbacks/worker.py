@@ -20,7 +20,6 @@ import queue
 import threading
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from xfusion_bluesky.callbacks.child import (
     RestartPolicy,
@@ -36,6 +35,7 @@ from xfusion_bluesky.callbacks.loop import (
     redact,
     serve,
 )
+from xfusion_bluesky.catalog.lookup import one_api_key
 from xfusion_bluesky.catalog.orphans import ORPHAN_AFTER_S
 from xfusion_bluesky.errors import InvalidInputError
 
@@ -150,7 +150,7 @@ class FusionWorker:
                 f"tiled_uri must be the server's URI (a str); got {tiled_uri!r}: "
                 "a process cannot inherit a client"
             )
-        api_key = _one_api_key(tiled_uri, api_key)
+        api_key = one_api_key(tiled_uri, api_key)
         if poll_s is not None and not poll_s > 0:
             raise InvalidInputError(f"poll_s must be > 0 or None; got {poll_s!r}")
         if torch_threads is None and mode == "process":
@@ -447,15 +447,3 @@ class FusionWorker:
         except Exception as err:  # the loop catches per run; this is a last resort
             logger.exception("fusion worker thread died")
             self._on_event("fatal", f"{type(err).__name__}: {err}")
-
-
-def _one_api_key(uri: str, api_key: str | None) -> str | None:
-    """Return the ``api_key`` to pass beside ``uri`` (Tiled refuses two of them)."""
-    in_uri = parse_qs(urlsplit(uri).query).get("api_key")
-    if not api_key or not in_uri:
-        return api_key or None
-    if in_uri == [api_key]:
-        return None
-    raise InvalidInputError(
-        "tiled_uri carries an api_key and api_key names another one; pass one"
-    )

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from xfusion_bluesky.catalog.queries import FusedRun
 
-__all__ = ["DEFAULT_METHOD", "pick_fused", "report_choice", "requested_method"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "pick_fused",
+    "report_choice",
+    "requested_fusion_key",
+    "requested_method",
+]
 
 logger = logging.getLogger("xfusion_bluesky.catalog.queries")
 
@@ -41,6 +47,50 @@ def requested_method(raw_start: Mapping[str, Any]) -> str:
     fusion = raw_start.get("fusion")
     method = fusion.get("method") if isinstance(fusion, Mapping) else None
     return str(method or DEFAULT_METHOD)
+
+
+def requested_fusion_key(
+    raw_uid: str,
+    method: str,
+    model_info: Mapping[str, Any],
+    lr_separation: int,
+    *,
+    hr_passthrough: bool = True,
+    adapt: Mapping[str, Any] | None = None,
+) -> str:
+    """Return the fusion key ``fuse_run`` gives this fusion of a raw run.
+
+    One function for ``fuse_run`` and for whoever must know the key before
+    fusing (a Prefect submission's idempotency key), so the two never differ.
+
+    Parameters
+    ----------
+    raw_uid : str
+        The raw run's full uid.
+    method : str
+        The fusion method.
+    model_info : mapping
+        ``LoadedModel.info``: its ``sha256``, else its ``path``, names the model.
+    lr_separation : int
+        The LR separation.
+    hr_passthrough : bool
+        The HR frame at its own instant replaces the method's output.
+    adapt : mapping, optional
+        ``AdaptSettings.to_dict()`` when the network is adapted to the run.
+    """
+    from xfusion_bluesky.catalog.derived import fusion_key
+
+    return fusion_key(
+        raw_uid,
+        method,
+        model_info.get("sha256") or model_info.get("path"),
+        lr_separation=int(lr_separation),
+        normalize=True,
+        # Only what differs from the defaults: a default fusion keeps the key it
+        # had before these options, so runs fused then are found, not fused again.
+        **({} if hr_passthrough else {"hr_passthrough": False}),
+        **({} if adapt is None else {"adapt": dict(adapt)}),
+    )
 
 
 def pick_fused(

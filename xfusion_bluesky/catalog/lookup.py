@@ -10,13 +10,20 @@ says which uid or server was wrong and what to type instead.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from xfusion_bluesky.catalog.connect import Catalogs, open_catalogs, redact
 from xfusion_bluesky.catalog.queries import FusedRun, fetch_fused
 from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.settings import Settings
 
-__all__ = ["check_raw_uid", "open_server", "resolve_fused", "server_address"]
+__all__ = [
+    "check_raw_uid",
+    "one_api_key",
+    "open_server",
+    "resolve_fused",
+    "server_address",
+]
 
 
 def server_address(
@@ -176,3 +183,21 @@ def _holds(container: Any, uid: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def one_api_key(uri: str, api_key: str | None) -> str | None:
+    """Return the ``api_key`` to pass beside ``uri`` (Tiled refuses two of them).
+
+    Raises
+    ------
+    InvalidInputError
+        The URI carries another key than ``api_key``.
+    """
+    in_uri = parse_qs(urlsplit(uri).query).get("api_key")
+    if not api_key or not in_uri:
+        return api_key or None
+    if in_uri == [api_key]:
+        return None
+    raise InvalidInputError(
+        "tiled_uri carries an api_key and api_key names another one; pass one"
+    )

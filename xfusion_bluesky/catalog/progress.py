@@ -31,6 +31,7 @@ __all__ = [
     "finished_outcomes",
     "is_abandoned",
     "pending_runs",
+    "process_gone",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,20 +76,30 @@ def is_abandoned(fused: FusedRun, stale_after_s: float = STALE_AFTER_S) -> bool:
     it is older than ``stale_after_s``.
     """
     worker = fused.metadata.get("worker") or {}
-    if worker.get("host") == socket.gethostname() and worker.get("pid"):
-        pid = int(worker["pid"])
-        if pid == os.getpid():
-            return True  # this process is not writing it (it would not ask)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-        else:
-            return False
+    gone = process_gone(worker.get("host"), worker.get("pid"))
+    if gone is not None:
+        return gone
     started = float(fused.fusion.get("started") or 0)
     return time.time() - started > stale_after_s
+
+
+def process_gone(host: str | None, pid: int | str | None) -> bool | None:
+    """Tell whether process ``pid`` of ``host`` has ended; None: cannot tell.
+
+    Only a process of this host can be checked. This process counts as gone: a
+    writer that asks whether its own run is abandoned is not writing it.
+    """
+    if host != socket.gethostname() or not pid:
+        return None
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return None  # another user's live process
+    return False
 
 
 def pending_runs(catalogs: Catalogs, *, since: float | None = None) -> list[str]:

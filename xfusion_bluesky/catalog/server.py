@@ -79,11 +79,10 @@ def server_config(
             "catalog_uri must be sqlite:///... or postgresql://...; "
             f"got {catalog_uri!r}"
         )
-    tables = (
-        catalog_uri
-        if catalog_uri.startswith("postgresql")
-        else f"sqlite:///{root / 'tables.sqlite'}"
-    )
+    tables = f"sqlite:///{root / 'tables.sqlite'}"
+    if catalog_uri.startswith("postgresql"):
+        # Tables go through ADBC, which takes only the bare scheme (no +asyncpg).
+        tables = "postgresql:" + catalog_uri.split(":", 1)[1]
     config: dict[str, Any] = {
         "authentication": {"single_user_api_key": api_key},
         # A streaming cache makes client.subscribe() (websockets) work.

@@ -29,6 +29,7 @@ VERBS: tuple[str, ...] = (
     "sim_ioc",
     "serve",
     "worker",
+    "deploy",
     "replay",
     "ingest",
     "register",

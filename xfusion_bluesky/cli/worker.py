@@ -5,6 +5,10 @@ no finished derived run yet, then waits for new runs: told by Tiled's websocket
 (default) or by bluesky's 0MQ proxy (--zmq). It is itself the separate
 process, so it fuses in a thread of its own; Ctrl-C or SIGTERM stops it after
 the current run (a run cut short is fused again by the next worker).
+
+With --prefect it fuses nothing itself: each finished run becomes a flow run of
+the facility's Prefect fusion deployment (`xfusion-bluesky deploy`), which
+Prefect workers take, and the deployment's scheduled catch-up does the catching up.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ examples:
   xfusion-bluesky worker --tiled URI --device cuda:0 &
   xfusion-bluesky worker --tiled URI --device cuda:1 &
 
+  # at a facility: every finished run of any RunEngine becomes a Prefect flow run
+  PREFECT_API_URL=http://prefect-host:4200/api \
+      xfusion-bluesky worker --tiled http://host:8000/api/v1 --prefect
+
 Results: `fetch_fused(client, uid)` (xfusion_bluesky.catalog), or the `fused`
 container of the server. Every run leaves a derived run: fused frames and attention
 scores, or status "failed" with the reason.
@@ -76,6 +84,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         parser,
         api_key_note="; needs read on raw runs and write on the fused container "
         "(default XFUSION_FUSION_API_KEY, else XFUSION_TILED_API_KEY)",
+    )
+    parser.add_argument(
+        "--prefect",
+        action="store_true",
+        help="submit each finished run to the Prefect fusion deployment instead of "
+        "fusing it here (see `xfusion-bluesky deploy`)",
+    )
+    parser.add_argument(
+        "--deployment",
+        metavar="FLOW/NAME",
+        help="with --prefect: the fusion deployment (default "
+        "XFUSION_PREFECT_DEPLOYMENT, else xfusion-fuse-run/xfusion)",
     )
     parser.add_argument(
         "--zmq",
@@ -141,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.zmq:
         parse_address(args.zmq)  # a typo fails here, not in a thread
+    if args.prefect:
+        return _submit_to_prefect(args, uri, api_key)
     worker = FusionWorker(
         uri,
         api_key=api_key,
@@ -184,6 +206,47 @@ def run(args: argparse.Namespace) -> int:
             client.context.close()
     if worker.error:
         raise RuntimeError(worker.error)
+    return 0
+
+
+def _submit_to_prefect(args: argparse.Namespace, uri: str, api_key: str | None) -> int:
+    """Feed the Prefect fusion deployment until Ctrl-C or SIGTERM."""
+    from xfusion_bluesky.callbacks import FusionCallback
+    from xfusion_bluesky.callbacks.feeds import TiledFeed, ZmqFeed
+    from xfusion_bluesky.catalog.connect import open_catalogs, redact
+    from xfusion_bluesky.orchestration.submit import PrefectSubmitter
+    from xfusion_bluesky.settings import Settings
+
+    deployment = args.deployment or Settings.from_env().prefect_deployment
+    submitter = PrefectSubmitter(
+        uri,
+        api_key=api_key,
+        deployment=deployment,
+        method=args.method,
+        model=args.model,
+    ).start()
+    stop = threading.Event()
+    _on_signals(stop)
+    feed: Any
+    catalogs = None
+    if args.zmq:
+        feed = ZmqFeed(args.zmq, FusionCallback(submitter)).start()
+    else:
+        catalogs = open_catalogs(uri, api_key=api_key, create=False)
+        feed = TiledFeed(catalogs.raw, submitter.submit).start()
+    print(
+        f"submitting the finished runs of {redact(uri)} to Prefect deployment "
+        f"{deployment}; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        feed.close()
+        submitter.close(timeout=STOP_TIMEOUT_S)
+        if catalogs is not None:
+            catalogs.root.context.close()
     return 0
 
 

@@ -27,17 +27,19 @@ import os
 import time
 from typing import Any
 
-import httpx
 import numpy as np
 import torch
 
 from xfusion_bluesky import __version__
-from xfusion_bluesky.catalog.choice import DEFAULT_METHOD, requested_method
+from xfusion_bluesky.catalog.choice import (
+    DEFAULT_METHOD,
+    requested_fusion_key,
+    requested_method,
+)
 from xfusion_bluesky.catalog.connect import Catalogs, open_catalogs
 from xfusion_bluesky.catalog.derived import (
     DerivedRunWriter,
     frames_per_request,
-    fusion_key,
     short_traceback,
     write_failed_run,
 )
@@ -53,6 +55,7 @@ from xfusion_bluesky.errors import (
     InvalidInputError,
     RunNotFusableError,
     XFusionError,
+    tiled_unavailable,
 )
 from xfusion_bluesky.fusion.adaptation import AdaptSettings
 from xfusion_bluesky.fusion.field import FieldRegistration
@@ -194,16 +197,13 @@ def fuse_run(
         else {"name": None, "path": os.fspath(model) if model else None, "sha256": None}
     )
     fusion["model"] = model_info
-    fusion["key"] = fusion_key(
+    fusion["key"] = requested_fusion_key(
         full_uid,
         method,
-        model_info["sha256"] or model_info.get("path"),
-        lr_separation=separation,
-        normalize=True,
-        # Only what differs from the defaults: a default fusion keeps the key it
-        # had before these options, so runs fused then are found, not fused again.
-        **({} if hr_passthrough else {"hr_passthrough": False}),
-        **({} if adapt is None else {"adapt": fusion["adapt"]}),
+        model_info,
+        separation,
+        hr_passthrough=hr_passthrough,
+        adapt=fusion["adapt"],
     )
     if not force:
         existing = existing_fusion(catalogs, fusion["key"], stale_after_s=stale_after_s)
@@ -224,9 +224,9 @@ def fuse_run(
     try:
         run = open_raw_run(catalogs.raw, full_uid, node=node)
         registration = run.field_registration()
-    except httpx.TransportError:
-        raise  # Tiled is unreachable: no outcome is known yet (see below)
     except Exception as err:
+        if tiled_unavailable(err):
+            raise  # Tiled is unavailable: no outcome is known yet (see below)
         return _record_failure(catalogs, full_uid, fusion, _reason(err), err, raw_start)
     fusion["registration"] = {**run.start["registration"], **registration.metadata()}
     fusion["timing"] = timing_start(run.start["registration"])
@@ -262,12 +262,12 @@ def fuse_run(
                     writer, sink, host, reads, run, registration, options
                 )
             _finish(writer, run, last_error)
-        except httpx.TransportError:
-            # Tiled went away mid-run (a restart, a network cut): that is not
-            # this run's outcome. Its unfinished derived run is replaced by the
-            # next try (the worker's next catch-up), whose writer finds it gone.
-            raise
         except Exception as err:
+            if tiled_unavailable(err):
+                # Tiled went away or failed mid-run (a restart, a network cut, a
+                # 5xx): not this run's outcome. Its unfinished derived run is
+                # replaced by the next try, whose writer finds it gone.
+                raise
             if not writer.is_open:
                 raise  # the derived run could not be opened: nothing to end
             writer.fail(_reason(err), short_traceback(err))
