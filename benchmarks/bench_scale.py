@@ -27,8 +27,10 @@ run s" column (Prefect's start to end) shows how much.
     nice .venv/bin/python benchmarks/bench_scale.py [--runs 40] [--json out.json]
     nice .venv/bin/python benchmarks/bench_scale.py --runs 4 --live 2   # smoke
 
-On 2 shared cores the defaults take ~25 min with bicubic (about 8 s per run for
-one worker, see the module's report), far longer with ``edvr_stf_detail``.
+On 2 shared cores a 4-run smoke (``--runs 4 --live 2``) takes 2 min: ~9 s per
+bicubic run with one worker (a 4.6 s flow run, of which 1 s fusion), 1.2× that
+rate with two (two cores, shared). The defaults take ~13 min with bicubic;
+``edvr_stf_detail`` adds its model time to every run.
 """
 
 from __future__ import annotations

@@ -160,6 +160,26 @@ def sim_devices(hdf5_dir):
         yield devices
 
 
+@pytest.fixture
+def sim_bl(RE, tiled, sim_devices, hdf5_dir):
+    """A ``Beamline`` of the tiny sim devices on the session's Tiled, no fusion yet."""
+    from xfusion_bluesky.beamline import Beamline
+
+    bl = Beamline(
+        RE=RE,
+        uhs=sim_devices.uhs,
+        hs=sim_devices.hs,
+        timing=sim_devices.timing,
+        registration=sim_devices.registration,
+        tiled=tiled.raw,
+        connection=tiled,
+        mode="sim",
+        hdf5_dir=hdf5_dir,
+    )
+    yield bl
+    bl.stop_fusion()
+
+
 @pytest.fixture(scope="session")
 def fused_sim_run(tiled, hdf5_dir):
     """One sim scan fused with bicubic, shared by read-only tests: 128 frames 64×96.

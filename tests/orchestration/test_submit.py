@@ -2,7 +2,6 @@
 
 import pytest
 
-from xfusion_bluesky.beamline import Beamline
 from xfusion_bluesky.callbacks import FusionCallback
 from xfusion_bluesky.orchestration import submit
 from xfusion_bluesky.orchestration.keys import raw_tag
@@ -60,33 +59,16 @@ def test_an_unknown_run_or_an_unreachable_prefect_is_logged_not_raised(
 
 
 def test_the_beamline_submits_each_scan_to_prefect_from_its_stop_document(
-    tiled, sim_devices, hdf5_dir, recorded, monkeypatch
+    sim_bl, recorded, monkeypatch
 ):
-    from bluesky import RunEngine
-
-    from xfusion_bluesky.catalog.raw import subscribe_raw_writer
-
     monkeypatch.setenv("XFUSION_PREFECT_DEPLOYMENT", "fuse/beamline")
-    RE = RunEngine()
-    subscribe_raw_writer(RE, tiled.raw)
-    bl = Beamline(
-        RE=RE,
-        uhs=sim_devices.uhs,
-        hs=sim_devices.hs,
-        timing=sim_devices.timing,
-        registration=sim_devices.registration,
-        tiled=tiled.raw,
-        connection=tiled,
-        mode="sim",
-        hdf5_dir=hdf5_dir,
-    )
-    submitter = bl.start_fusion("prefect")
+    submitter = sim_bl.start_fusion("prefect")
     try:
         assert isinstance(submitter, PrefectSubmitter)
-        (uid,) = RE(dual_camera_scan())
+        (uid,) = sim_bl.RE(dual_camera_scan())
         assert submitter.wait_idle(30)
     finally:
-        bl.stop_fusion()
+        sim_bl.stop_fusion()
     assert submitter.results[0].error == ""
     assert [call[:2] for call in recorded] == [("fuse/beamline", uid)]
     assert not submitter.accepting

@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 
-from xfusion_bluesky.beamline import Beamline
 from xfusion_bluesky.callbacks import FusionCallback, FusionWorker
 from xfusion_bluesky.catalog import fetch_fused, find_derived
 from xfusion_bluesky.catalog.reader import open_raw_run
@@ -101,19 +100,9 @@ def _failed_scan(RE, sim_devices):
 
 @pytest.mark.slow
 def test_thread_worker_records_a_failed_run_and_fuses_the_next(
-    RE, tiled, sim_devices, hdf5_dir
+    RE, tiled, sim_devices, sim_bl
 ):
-    bl = Beamline(
-        RE=RE,
-        uhs=sim_devices.uhs,
-        hs=sim_devices.hs,
-        timing=sim_devices.timing,
-        registration=sim_devices.registration,
-        tiled=tiled.raw,
-        connection=tiled,
-        mode="sim",
-        hdf5_dir=hdf5_dir,
-    )
+    bl = sim_bl
     worker = bl.start_fusion("thread", method="bicubic", since=time.time())
     try:
         # Its start-up catch-up would otherwise race the submission of the

@@ -232,7 +232,7 @@ def _submit_to_prefect(args: argparse.Namespace, uri: str, api_key: str | None) 
     if args.zmq:
         feed = ZmqFeed(args.zmq, FusionCallback(submitter)).start()
     else:
-        catalogs = open_catalogs(uri, api_key=api_key, create=False)
+        catalogs = open_catalogs(uri, api_key=api_key)  # `raw` made if missing
         feed = TiledFeed(catalogs.raw, submitter.submit).start()
     print(
         f"submitting the finished runs of {redact(uri)} to Prefect deployment "

@@ -3,13 +3,13 @@
 For trying the scale-out on a laptop, for the system test and for
 ``benchmarks/bench_scale.py``: :class:`LocalPrefect` starts ``prefect server
 start`` on 127.0.0.1 with its own ``PREFECT_HOME`` (a SQLite database inside it)
-and :meth:`LocalPrefect.start_worker` one ``prefect worker start --limit 1``,
-each in a session of its own so that it can be killed with what it runs. A
-facility runs the same commands as services (see ``docs/facility.md``).
+and :meth:`LocalPrefect.start_worker` one ``prefect worker start --limit 1``.
+A facility runs the same commands as services (see ``docs/facility.md``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -61,14 +61,23 @@ class WorkerProcess:
         return int(self.process.pid)
 
     def kill(self) -> None:
-        """Kill the worker and every flow run it started (its process group).
+        """Kill the worker, then each flow-run process it started, as a node dies.
 
-        A machine that dies takes both; killing only the worker would leave its
-        flow-run process fusing on.
+        Prefect starts each flow run in a session of its own, so the worker's
+        process group does not hold them; killing only the worker would leave
+        its flow run fusing on. The worker goes first: alive, it would report
+        its flow run's death itself.
         """
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        import psutil
+
+        if self.process.poll() is not None:
+            return
+        flow_runs = psutil.Process(self.process.pid).children(recursive=True)
+        self.process.kill()
+        self.process.wait(10)
+        for child in flow_runs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the worker as Ctrl-C does; kill it after ``timeout`` s."""
@@ -190,7 +199,7 @@ class LocalPrefect:
                 env={**os.environ, **self.env, **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # killpg takes its flow runs with it
+                start_new_session=True,  # Ctrl-C in a terminal is for the caller
             )
         worker = WorkerProcess(name, process, log)
         self.workers.append(worker)

@@ -1,6 +1,8 @@
 """The catch-up: submit what nobody fused, and re-run what a dead worker left.
 
-Every fusion-requested raw run with a stop document and no finished derived run
+First, every running flow run of the fusion deployment whose worker is gone (see
+below) is set Crashed, so that Prefect shows what happened. Then every
+fusion-requested raw run with a stop document and no finished derived run
 (:func:`~xfusion_bluesky.catalog.progress.pending_runs`) is looked up among the
 fusion deployment's flow runs by its tag (:func:`~.keys.raw_tag`):
 
@@ -172,10 +174,14 @@ def catch_up(
         report.orphaned = _mark_orphans(catalogs, orphan_after_s, since)
     uids = pending_runs(catalogs, since=since)
     report.pending = len(uids)
-    if not uids:
-        return report
     with get_client(sync_client=True) as client:
         deployment_id = client.read_deployment_by_name(deployment).id
+        # A lost flow run may have written its derived run before it died: no
+        # raw run waits for it, but Prefect would show it Running for ever.
+        for flow_run in _running(client, deployment_id):
+            if not _is_alive(client, flow_run, heartbeat_s, stale_after_s):
+                _set_crashed(client, str(flow_run.id))
+                report.crashed.append(str(flow_run.id))
         for uid in uids:
             try:
                 key = submission_key(
@@ -201,6 +207,28 @@ def catch_up(
                 logger.exception("catch-up could not handle raw run %s", uid)
                 report.errors.append(f"{uid}: {type(err).__name__}: {err}")
     return report
+
+
+def _running(client: Any, deployment_id: Any) -> list[Any]:
+    """Return the deployment's running flow runs."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    running = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+    return list(
+        client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=running),
+            deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[deployment_id])
+            ),
+        )
+    )
 
 
 def _attempts(

@@ -1,0 +1,90 @@
+"""The fusion flow on a real Prefect server: what is retried, what is recorded."""
+
+import contextlib
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+pytest.importorskip("prefect")
+
+from xfusion_bluesky.orchestration import flows
+from xfusion_bluesky.orchestration.local import LocalPrefect
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    from prefect.logging.handlers import APILogHandler
+
+    with LocalPrefect(tmp_path_factory.mktemp("prefect")) as server:
+        yield server
+        APILogHandler().flush()  # the flow runs' logs, while the server listens
+
+
+@pytest.fixture
+def fake_fusion(prefect_server, prefect_settings, monkeypatch):
+    """Run the flow in this process with ``fuse_run`` replaced by ``outcomes``."""
+    import xfusion_bluesky.pipeline
+
+    prefect_settings(prefect_server.env)
+    calls = []
+
+    def install(*outcomes):
+        def fake_fuse_run(catalogs, raw_uid, **options):
+            outcome = outcomes[len(calls)]
+            calls.append(options)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
+        monkeypatch.setattr(xfusion_bluesky.pipeline, "fuse_run", fake_fuse_run)
+        monkeypatch.setattr(
+            flows, "_catalogs", lambda uri: contextlib.nullcontext(None)
+        )
+        # The delays of a real outage (5, 20, 60 s) are not the point here.
+        monkeypatch.setattr(
+            flows, "fuse_task", flows.fuse_task.with_options(retry_delay_seconds=0)
+        )
+        return calls
+
+    return install
+
+
+def derived(status, reason=""):
+    return SimpleNamespace(
+        uid="derived-1",
+        status=status,
+        reason=reason,
+        outcome={"frames_written": 128},
+        fusion={"key": "k"},
+    )
+
+
+def test_an_unavailable_tiled_is_retried_until_the_run_is_fused(fake_fusion):
+    request = httpx.Request("GET", "http://tiled/api/v1")
+    busy = httpx.HTTPStatusError(
+        "503", request=request, response=httpx.Response(503, request=request)
+    )
+    calls = fake_fusion(httpx.ConnectError("refused"), busy, derived("success"))
+    state = flows.fuse_raw_run("raw-1", "http://tiled/api/v1", return_state=True)
+    assert state.is_completed()
+    assert state.result()["derived_uid"] == "derived-1"
+    assert len(calls) == 3
+    assert calls[-1]["device"] == "cpu" or calls[-1]["device"].startswith("cuda")
+
+
+def test_a_run_that_cannot_be_fused_fails_once_with_its_reason(fake_fusion):
+    calls = fake_fusion(derived("failed", "no HR frames in burst 0"))
+    state = flows.fuse_raw_run("raw-2", "http://tiled/api/v1", return_state=True)
+    assert state.is_failed()
+    assert "no HR frames in burst 0" in state.message
+    assert len(calls) == 1  # recorded in Tiled: not retried
+
+
+def test_an_error_of_the_run_itself_is_not_retried(fake_fusion):
+    calls = fake_fusion(ValueError("bad model"), derived("success"))
+    state = flows.fuse_raw_run("raw-3", "http://tiled/api/v1", return_state=True)
+    assert state.is_failed()
+    assert len(calls) == 1
