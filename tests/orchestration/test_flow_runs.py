@@ -88,3 +88,38 @@ def test_an_error_of_the_run_itself_is_not_retried(fake_fusion):
     state = flows.fuse_raw_run("raw-3", "http://tiled/api/v1", return_state=True)
     assert state.is_failed()
     assert len(calls) == 1
+
+
+def test_deploy_makes_both_deployments_on_a_process_pool(
+    prefect_server, prefect_settings, capsys
+):
+    from prefect.client.orchestration import get_client
+
+    from xfusion_bluesky.cli.main import main
+
+    prefect_settings(prefect_server.env)
+    uri = "http://tiled-host:8000/api/v1"
+    args = ["deploy", "--tiled", uri, "--pool", "p1", "--method", "bicubic"]
+    assert main([*args, "--catch-up-every-s", "120", "--gpus", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "xfusion-fuse-run/xfusion" in printed
+    assert printed.count("prefect worker start --pool p1 --limit 1") == 2
+    with get_client(sync_client=True) as client:
+        assert client.read_work_pool("p1").type == "process"
+        fuse = client.read_deployment_by_name("xfusion-fuse-run/xfusion")
+        catch_up = client.read_deployment_by_name("xfusion-catch-up/xfusion")
+    assert fuse.entrypoint == "xfusion_bluesky.orchestration.flows.fuse_raw_run"
+    assert fuse.parameters["tiled_uri"] == uri
+    assert fuse.parameters["method"] == "bicubic"
+    assert fuse.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+    assert catch_up.parameters["deployment"] == "xfusion-fuse-run/xfusion"
+    assert catch_up.parameters["heartbeat_s"] == 30
+    (schedule,) = catch_up.schedules
+    assert schedule.schedule.interval.total_seconds() == 120
+    assert catch_up.global_concurrency_limit.limit == 1
+    assert catch_up.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    # Deploying again updates, it does not add.
+    assert main([*args, "--no-schedule"]) == 0
+    with get_client(sync_client=True) as client:
+        again = client.read_deployment_by_name("xfusion-fuse-run/xfusion")
+    assert again.id == fuse.id
