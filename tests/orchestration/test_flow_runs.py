@@ -123,3 +123,48 @@ def test_deploy_makes_both_deployments_on_a_process_pool(
     with get_client(sync_client=True) as client:
         again = client.read_deployment_by_name("xfusion-fuse-run/xfusion")
     assert again.id == fuse.id
+
+
+def test_a_running_flow_run_is_judged_by_its_process_then_its_heartbeats(
+    prefect_server, prefect_settings
+):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from xfusion_bluesky.orchestration.keys import writer_tag
+    from xfusion_bluesky.orchestration.recovery import _is_alive
+
+    prefect_settings(prefect_server.env)
+
+    @flow(name="judged")
+    def judged():
+        pass
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    host = socket.gethostname()
+    with get_client(sync_client=True) as client:
+
+        def running(*tags):
+            run = client.create_flow_run(judged, tags=list(tags))
+            client.set_flow_run_state(run.id, Running(), force=True)
+            return client.read_flow_run(run.id)
+
+        live = running(writer_tag(host, prefect_server.process.pid))  # alive
+        gone = running(writer_tag(host, ended.pid))
+        elsewhere = running(writer_tag("another-node", 1))
+        silent = running()
+        assert _is_alive(client, live, heartbeat_s=None, stale_after_s=3600)
+        assert not _is_alive(client, gone, heartbeat_s=None, stale_after_s=3600)
+        # Another host's process cannot be checked: heartbeats, then age, decide.
+        assert _is_alive(client, elsewhere, heartbeat_s=30, stale_after_s=3600)
+        assert _is_alive(client, silent, heartbeat_s=None, stale_after_s=3600)
+        time.sleep(1.5)
+        assert not _is_alive(client, silent, heartbeat_s=0.4, stale_after_s=3600)
+        assert not _is_alive(client, silent, heartbeat_s=None, stale_after_s=1)
