@@ -144,12 +144,8 @@ class Beamline:
 
     def _prefect_submitter(self, api_key: str | None, **options: Any) -> Any:
         """Start the submitter of ``mode="prefect"`` (Prefect is an optional extra)."""
-        try:
-            from xfusion_bluesky.orchestration.submit import PrefectSubmitter
-        except ImportError as err:  # the extra is not installed
-            raise InvalidInputError(
-                "fusion='prefect' needs Prefect: pip install 'xfusion-bluesky[prefect]'"
-            ) from err
+        from xfusion_bluesky.orchestration.submit import PrefectSubmitter
+
         options.setdefault("deployment", Settings.from_env().prefect_deployment)
         return PrefectSubmitter(self.connection.uri, api_key=api_key, **options).start()
 

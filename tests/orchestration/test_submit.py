@@ -4,6 +4,7 @@ import pytest
 
 from xfusion_bluesky.callbacks import FusionCallback
 from xfusion_bluesky.orchestration import submit
+from xfusion_bluesky.orchestration.deploy import deploy
 from xfusion_bluesky.orchestration.keys import raw_tag
 from xfusion_bluesky.orchestration.submit import PrefectSubmitter
 from xfusion_bluesky.plans.dual_camera import dual_camera_scan
@@ -87,3 +88,20 @@ def test_the_callback_never_raises_when_the_submitter_does():
 def test_prefect_is_a_fusion_mode_of_the_profile():
     assert Settings.from_env({"XFUSION_FUSION": "prefect"}).fusion == "prefect"
     assert raw_tag("x") == "raw:x"
+
+
+def test_without_prefect_installed_the_submitter_says_how_to_get_it(monkeypatch):
+    import importlib.util
+
+    from xfusion_bluesky.errors import InvalidInputError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "prefect" else real(name, *a),
+    )
+    with pytest.raises(InvalidInputError, match=r"xfusion-bluesky\[prefect\]"):
+        PrefectSubmitter("http://tiled:8000/api/v1")
+    with pytest.raises(InvalidInputError, match=r"xfusion-bluesky\[prefect\]"):
+        deploy("http://tiled:8000/api/v1")

@@ -19,3 +19,23 @@ processing on Prefect instead, as NSLS-II and ALS do:
 Prefect is an optional extra (``pip install xfusion-bluesky[prefect]``): importing
 this package imports neither Prefect nor torch; its modules do.
 """
+
+import importlib.util
+
+from xfusion_bluesky.errors import InvalidInputError
+
+__all__ = ["require_prefect"]
+
+
+def require_prefect(what: str) -> None:
+    """Raise a clear error when Prefect (an optional extra) is not installed.
+
+    Raises
+    ------
+    InvalidInputError
+        Prefect does not import here; ``what`` says what needed it.
+    """
+    if importlib.util.find_spec("prefect") is None:
+        raise InvalidInputError(
+            f"{what} needs Prefect: pip install 'xfusion-bluesky[prefect]'"
+        )

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from xfusion_bluesky.errors import InvalidInputError
+from xfusion_bluesky.orchestration import require_prefect
 from xfusion_bluesky.orchestration.keys import (
     CATCH_UP_FLOW,
     DEFAULT_NAME,
@@ -92,9 +93,10 @@ def deploy(
     Raises
     ------
     InvalidInputError
-        The URI carries an API key (the Prefect UI shows parameters), or the
-        heartbeat is under Prefect's 30 s minimum.
+        The URI carries an API key (the Prefect UI shows parameters), the
+        heartbeat is under Prefect's 30 s minimum, or Prefect is not installed.
     """
+    require_prefect("deploy")
     from prefect.client.schemas.objects import (
         ConcurrencyLimitConfig,
         ConcurrencyLimitStrategy,

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from xfusion_bluesky.orchestration import require_prefect
 from xfusion_bluesky.orchestration.keys import FUSE_DEPLOYMENT, raw_tag, submission_key
 
 __all__ = ["PrefectSubmitter", "Submission", "submit_flow_run"]
@@ -95,6 +96,11 @@ class PrefectSubmitter:
         Fuse with these instead of the deployment's own defaults (which
         ``deploy(method=..., model=...)`` set, and which are read from Prefect).
 
+    Raises
+    ------
+    InvalidInputError
+        Prefect is not installed.
+
     Examples
     --------
     >>> submitter = PrefectSubmitter(bl.connection.uri).start()  # doctest: +SKIP
@@ -110,6 +116,7 @@ class PrefectSubmitter:
         method: str | None = None,
         model: str | None = None,
     ) -> None:
+        require_prefect("submitting runs to Prefect")  # else every run fails later
         self.tiled_uri = tiled_uri
         self.api_key = api_key
         self.deployment = deployment
