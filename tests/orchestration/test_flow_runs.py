@@ -168,3 +168,18 @@ def test_a_running_flow_run_is_judged_by_its_process_then_its_heartbeats(
         time.sleep(1.5)
         assert not _is_alive(client, silent, heartbeat_s=0.4, stale_after_s=3600)
         assert not _is_alive(client, silent, heartbeat_s=None, stale_after_s=1)
+
+
+def test_a_deployment_that_does_not_exist_is_named_in_the_submission_error(
+    prefect_server, prefect_settings, tiled, fused_sim_run
+):
+    from xfusion_bluesky.orchestration.submit import PrefectSubmitter
+
+    prefect_settings(prefect_server.env)
+    with PrefectSubmitter(tiled.uri, deployment="no-such/flow") as submitter:
+        submitter.submit(fused_sim_run.raw_uid)  # never raises
+        assert submitter.wait_idle(60)
+    (result,) = submitter.results
+    assert result.flow_run_id is None
+    assert "'no-such/flow'" in result.error
+    assert "xfusion-bluesky deploy" in result.error

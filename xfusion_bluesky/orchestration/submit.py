@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from xfusion_bluesky.errors import InvalidInputError
 from xfusion_bluesky.orchestration import require_prefect
 from xfusion_bluesky.orchestration.keys import FUSE_DEPLOYMENT, raw_tag, submission_key
 
@@ -242,8 +243,16 @@ class PrefectSubmitter:
     def _deployment_defaults(self) -> dict[str, Any]:
         if self._defaults is None:
             from prefect.client.orchestration import get_client
+            from prefect.exceptions import ObjectNotFound
 
             with get_client(sync_client=True) as client:
-                found = client.read_deployment_by_name(self.deployment)
+                try:
+                    found = client.read_deployment_by_name(self.deployment)
+                except ObjectNotFound as err:
+                    raise InvalidInputError(
+                        f"Prefect at {client.api_url} has no deployment "
+                        f"{self.deployment!r}: run `xfusion-bluesky deploy` there, "
+                        "or name another (XFUSION_PREFECT_DEPLOYMENT, --deployment)"
+                    ) from err
             self._defaults = dict(found.parameters or {})
         return self._defaults
